@@ -1,0 +1,108 @@
+package governance
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/llmgateway/caddy-llm-gateway/providers/llm"
+)
+
+func TestHashSecret(t *testing.T) {
+	// SHA-256("test"), the value in DESIGN.md's example.
+	h := HashSecret("test")
+	if got := h.String(); got != "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08" {
+		t.Fatalf("hash = %s", got)
+	}
+	p, err := ParseSecretHash(strings.ToUpper(h.String()))
+	if err != nil || p != h {
+		t.Fatalf("ParseSecretHash round trip: %v", err)
+	}
+	for _, bad := range []string{"", "abc", strings.Repeat("z", 64), strings.Repeat("a", 62)} {
+		if _, err := ParseSecretHash(bad); err == nil {
+			t.Errorf("ParseSecretHash(%q) accepted", bad)
+		}
+	}
+}
+
+func TestNewSecret(t *testing.T) {
+	a, err := NewSecret()
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := NewSecret()
+	if a == b || !strings.HasPrefix(a, SecretPrefix) || len(a) != len(SecretPrefix)+43 {
+		t.Fatalf("bad secrets %q %q", a, b)
+	}
+	if base62(make([]byte, 32)) != strings.Repeat("0", 43) {
+		t.Fatal("base62 of zero")
+	}
+}
+
+func TestRegistry(t *testing.T) {
+	r, err := NewRegistry(
+		[]CustomerSpec{{Name: "acme", Models: []llm.Glob{"claude-*"}}},
+		[]TeamSpec{{Name: "platform", Customer: "acme", Models: []llm.Glob{"claude-sonnet-*", "claude-haiku-*", "gpt-*"}}},
+		[]KeySpec{
+			{Name: "alice", Hash: HashSecret("a"), Team: "platform", Models: []llm.Glob{"claude-sonnet-*", "gpt-4o"}},
+			{Name: "bob", Hash: HashSecret("b"), Customer: "acme"},
+			{Name: "carol", Hash: HashSecret("c")},
+		}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	alice := r.Authenticate("a")
+	if alice == nil || alice.TeamName() != "platform" || alice.CustomerName() != "acme" {
+		t.Fatalf("alice = %+v", alice)
+	}
+	if got := alice.Path(); len(got) != 3 || got[0].String() != "key alice" || got[2].String() != "customer acme" {
+		t.Fatalf("path %v", got)
+	}
+	for model, want := range map[string]bool{
+		"claude-sonnet-4-5": true,  // every list allows it
+		"claude-haiku-4-5":  false, // key does not
+		"gpt-4o":            false, // customer does not
+		"claude-opus-4-5":   false,
+	} {
+		if got := alice.Allows(model); got != want {
+			t.Errorf("alice.Allows(%s) = %v", model, got)
+		}
+	}
+	if bob := r.Authenticate("b"); bob == nil || bob.TeamName() != "" || bob.CustomerName() != "acme" || !bob.Allows("claude-opus-4-5") || bob.Allows("gpt-5") {
+		t.Fatalf("bob = %+v", bob)
+	}
+	if carol := r.Authenticate("c"); carol == nil || !carol.Allows("anything") || len(carol.Path()) != 1 {
+		t.Fatal("carol")
+	}
+	if r.Authenticate("") != nil || r.Authenticate("zzz") != nil {
+		t.Fatal("unknown secret authenticated")
+	}
+	if len(r.Keys()) != 3 || r.Keys()[0].Name != "alice" {
+		t.Fatal("keys not sorted")
+	}
+}
+
+func TestRegistryErrors(t *testing.T) {
+	h := HashSecret
+	for _, tc := range []struct {
+		name      string
+		customers []CustomerSpec
+		teams     []TeamSpec
+		keys      []KeySpec
+		want      string
+	}{
+		{"dup customer", []CustomerSpec{{Name: "a"}, {Name: "a"}}, nil, nil, `customer "a" defined twice`},
+		{"dup team", nil, []TeamSpec{{Name: "t"}, {Name: "t"}}, nil, `team "t" defined twice`},
+		{"team unknown customer", nil, []TeamSpec{{Name: "t", Customer: "x"}}, nil, `unknown customer "x"`},
+		{"dup key", nil, nil, []KeySpec{{Name: "k", Hash: h("1")}, {Name: "k", Hash: h("2")}}, `key "k" defined twice`},
+		{"key unknown team", nil, nil, []KeySpec{{Name: "k", Team: "t"}}, `unknown team "t"`},
+		{"key unknown customer", nil, nil, []KeySpec{{Name: "k", Customer: "c"}}, `unknown customer "c"`},
+		{"same secret", nil, nil, []KeySpec{{Name: "a", Hash: h("s")}, {Name: "b", Hash: h("s")}}, `same secret`},
+		{"customer conflict", []CustomerSpec{{Name: "c1"}, {Name: "c2"}}, []TeamSpec{{Name: "t", Customer: "c1"}},
+			[]KeySpec{{Name: "k", Team: "t", Customer: "c2"}}, `differs from its team's customer`},
+	} {
+		_, err := NewRegistry(tc.customers, tc.teams, tc.keys, nil)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: err = %v, want %q", tc.name, err, tc.want)
+		}
+	}
+}

@@ -1,0 +1,146 @@
+package governance
+
+import (
+	"sort"
+
+	"github.com/llmgateway/caddy-llm-gateway/providers/llm"
+)
+
+// Price is one model's list price. Token prices are Money per million
+// tokens; WebSearch is Money per search request.
+type Price struct {
+	Input        Money `json:"input"`
+	Output       Money `json:"output"`
+	CacheWrite5m Money `json:"cache_write_5m"`
+	CacheWrite1h Money `json:"cache_write_1h"`
+	CacheRead    Money `json:"cache_read"`
+	WebSearch    Money `json:"web_search,omitempty"`
+	// LongContext, when set, replaces the token prices above for a request
+	// whose total input (input + cache writes + cache reads) exceeds
+	// LongContextThreshold tokens.
+	LongContext          *Price `json:"long_context,omitempty"`
+	LongContextThreshold int64  `json:"long_context_threshold,omitempty"`
+}
+
+// Cost prices usage exactly: Σ tokens × price per million, divided once and
+// rounded half up to a nano-dollar.
+func (p *Price) Cost(u llm.Usage) Money {
+	row := p
+	if p.LongContext != nil && u.TotalInput() > p.LongContextThreshold {
+		row = p.LongContext
+	}
+	var a accumulator
+	a.add(u.InputTokens, row.Input)
+	a.add(u.OutputTokens, row.Output)
+	a.add(u.CacheWrite5mTokens, row.CacheWrite5m)
+	a.add(u.CacheWrite1hTokens, row.CacheWrite1h)
+	a.add(u.CacheReadTokens, row.CacheRead)
+	a.add(u.WebSearchRequests*1_000_000, p.WebSearch)
+	return a.perMillionRoundHalfUp()
+}
+
+// Worst reports the output price, or the long-context one when higher: the
+// rate a reservation must assume.
+func (p *Price) Worst() Price {
+	if p.LongContext != nil {
+		return *p.LongContext
+	}
+	return *p
+}
+
+// PriceRow names the models a Price applies to: an exact canonical model id
+// or a glob such as "claude-opus-5*".
+type PriceRow struct {
+	Model llm.Glob
+	Price Price
+}
+
+// PriceTable maps canonical model ids to prices: exact ids first, then globs
+// in the order they were given. Overrides replace built-in rows of the same
+// name. A PriceTable is immutable once built and safe for concurrent use.
+type PriceTable struct {
+	exact map[string]*Price
+	globs []PriceRow
+}
+
+// PriceOverride is a configured price: a model id or glob and the amounts
+// given for it. A nil amount inherits the built-in row's amount for that
+// model, or zero when the model has no built-in row. An override that
+// changes the input or output price drops the built-in long-context tier
+// (its amounts would no longer be consistent).
+type PriceOverride struct {
+	Model                                                           llm.Glob
+	Input, Output, CacheWrite5m, CacheWrite1h, CacheRead, WebSearch *Money
+}
+
+// NewPriceTable builds a table from the built-in list prices overlaid with
+// overrides (later rows win).
+func NewPriceTable(overrides []PriceOverride) *PriceTable {
+	t := &PriceTable{exact: make(map[string]*Price, len(builtinPrices)+len(overrides))}
+	for _, r := range builtinPrices {
+		p := r.Price
+		t.exact[string(r.Model)] = &p
+	}
+	for _, o := range overrides {
+		glob := isGlob(string(o.Model))
+		name := string(o.Model)
+		if !glob {
+			name = llm.CanonicalModel(name)
+		}
+		var p Price
+		if base, ok := t.exact[name]; ok && !glob {
+			p = *base
+		}
+		if o.Input != nil || o.Output != nil {
+			p.LongContext, p.LongContextThreshold = nil, 0
+		}
+		for _, f := range []struct {
+			in  *Money
+			out *Money
+		}{{o.Input, &p.Input}, {o.Output, &p.Output}, {o.CacheWrite5m, &p.CacheWrite5m},
+			{o.CacheWrite1h, &p.CacheWrite1h}, {o.CacheRead, &p.CacheRead}, {o.WebSearch, &p.WebSearch}} {
+			if f.in != nil {
+				*f.out = *f.in
+			}
+		}
+		if glob {
+			t.globs = append(t.globs, PriceRow{Model: o.Model, Price: p})
+			continue
+		}
+		t.exact[name] = &p
+	}
+	return t
+}
+
+func isGlob(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] == '*' || s[i] == '?' {
+			return true
+		}
+	}
+	return false
+}
+
+// Lookup returns the price of a canonical model id, or nil when the model is
+// not priced.
+func (t *PriceTable) Lookup(canonical string) *Price {
+	if p, ok := t.exact[canonical]; ok {
+		return p
+	}
+	for i := range t.globs {
+		if t.globs[i].Model.Match(canonical) {
+			return &t.globs[i].Price
+		}
+	}
+	return nil
+}
+
+// Models lists the exact model ids the table prices, sorted.
+func (t *PriceTable) Models() []string {
+	out := make([]string, 0, len(t.exact))
+	for m := range t.exact {
+		out = append(out, m)
+	}
+	sort.Strings(out)
+	return out
+}

@@ -1,0 +1,98 @@
+package governance
+
+import (
+	"context"
+	"sort"
+	"sync"
+)
+
+// MemoryLedgerRows is how many recent records a memory store keeps for
+// usage reports.
+const MemoryLedgerRows = 100_000
+
+// MemoryStore keeps totals and the most recent MemoryLedgerRows records in
+// memory only. It is meant for tests and throwaway set-ups: a restart loses
+// everything.
+type MemoryStore struct {
+	c    *counters
+	mu   sync.Mutex
+	ring []Record
+	next int
+	full bool
+}
+
+// NewMemoryStore returns an empty memory store.
+func NewMemoryStore() *MemoryStore {
+	return &MemoryStore{c: newCounters(), ring: make([]Record, 0, 1024)}
+}
+
+// Record implements Store.
+func (m *MemoryStore) Record(r *Record) {
+	m.c.record(r)
+	m.mu.Lock()
+	if len(m.ring) < MemoryLedgerRows {
+		m.ring = append(m.ring, *r)
+	} else {
+		m.ring[m.next] = *r
+		m.next = (m.next + 1) % MemoryLedgerRows
+	}
+	m.mu.Unlock()
+}
+
+// Totals implements Store.
+func (m *MemoryStore) Totals(s Scope) Totals { return m.c.get(s) }
+
+// Usage implements Store.
+func (m *MemoryStore) Usage(_ context.Context, q UsageQuery) ([]UsageRow, error) {
+	groups := map[string]*Totals{}
+	m.mu.Lock()
+	for i := range m.ring {
+		r := &m.ring[i]
+		if (!q.From.IsZero() && r.Time.Before(q.From)) || (!q.To.IsZero() && !r.Time.Before(q.To)) {
+			continue
+		}
+		g := groupOf(r, q)
+		t := groups[g]
+		if t == nil {
+			t = new(Totals)
+			groups[g] = t
+		}
+		t.add(r)
+	}
+	m.mu.Unlock()
+	rows := make([]UsageRow, 0, len(groups))
+	for g, t := range groups {
+		rows = append(rows, UsageRow{Group: g, Totals: *t})
+	}
+	sort.Slice(rows, func(i, j int) bool { return rows[i].Group < rows[j].Group })
+	return rows, nil
+}
+
+// Flush implements Store; a memory store has nothing pending.
+func (m *MemoryStore) Flush(context.Context) error { return nil }
+
+// Close implements Store.
+func (m *MemoryStore) Close() error { return nil }
+
+// groupOf is the group a record falls in.
+func groupOf(r *Record, q UsageQuery) string {
+	switch q.GroupBy {
+	case GroupByKey:
+		return r.Key
+	case GroupByTeam:
+		return r.Team
+	case GroupByCustomer:
+		return r.Customer
+	case GroupByModel:
+		return r.Model
+	case GroupByProvider:
+		return r.Provider
+	case GroupByDay:
+		loc := q.Location
+		if loc == nil {
+			loc = timeUTC
+		}
+		return r.Time.In(loc).Format("2006-01-02")
+	}
+	return ""
+}

@@ -1,0 +1,930 @@
+package governance
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	_ "modernc.org/sqlite" // registers the pure-Go "sqlite" database/sql driver
+)
+
+// SpendBucket is the width of the time buckets the SQLite store keeps running
+// totals in. Every time-zone offset in use today is a multiple of it, so the
+// spend of any calendar period (hour, day, week, month, in any zone) is a sum
+// of whole buckets.
+const SpendBucket = 15 * time.Minute
+
+// ErrStoreClosed is reported (through SQLiteOptions.OnError) for a record
+// given to a store after Close, and wraps the error of a Flush after Close
+// when records were lost.
+var ErrStoreClosed = errors.New("governance: usage store is closed")
+
+// SQLite store defaults.
+const (
+	defaultSQLiteMaxBatch    = 512
+	defaultSQLiteQueueSize   = 65_536
+	defaultSQLiteBusyTimeout = 5 * time.Second
+	sqliteMinBackoff         = 50 * time.Millisecond
+	sqliteMaxBackoff         = 5 * time.Second
+	sqliteMaxConns           = 4
+	sqliteSchemaVersion      = 1
+	bucketSeconds            = int64(SpendBucket / time.Second)
+	bucketNanos              = int64(SpendBucket)
+)
+
+// SQLiteOptions tunes OpenSQLiteStore. The zero value is ready to use.
+type SQLiteOptions struct {
+	// MaxBatch is the most records written in one transaction (default 512).
+	MaxBatch int
+	// QueueSize is how many records may wait for the writer before Record
+	// blocks (default 65,536). Record never drops usage while the store is
+	// open: when the queue is full it waits.
+	QueueSize int
+	// BusyTimeout is how long a statement waits for a lock another connection
+	// or process holds, e.g. the previous instance during a reload
+	// (default 5 s).
+	BusyTimeout time.Duration
+	// OnError, when not nil, is told about every failed write attempt (the
+	// batch is kept and retried) and about records given after Close. It is
+	// called from the writer goroutine or from Record's caller, possibly
+	// concurrently, and must not call back into the store's Flush or Close.
+	OnError func(error)
+
+	// beforeCommit, a test hook, runs inside every write transaction with the
+	// batch size just before COMMIT; an error fails the attempt.
+	beforeCommit func(n int) error
+	// sleep, a test hook, replaces the retry backoff wait; it must return
+	// early when stop is closed.
+	sleep func(d time.Duration, stop <-chan struct{})
+}
+
+// SQLiteStats are the SQLite store's counters, for tests and metrics.
+type SQLiteStats struct {
+	// Committed is the number of records written to the ledger.
+	Committed int64
+	// Batches is the number of write transactions committed.
+	Batches int64
+	// WriteErrors is the number of failed write attempts (each is retried).
+	WriteErrors int64
+	// Dropped is the number of records lost: given after Close, or still
+	// unwritable when Close gave up.
+	Dropped int64
+	// Queued is the number of entries waiting for the writer right now.
+	Queued int
+}
+
+// SQLiteStore is the embedded, persistent Store: a usage ledger (one row per
+// request) and running totals per scope, all-time and per 15-minute bucket,
+// in one SQLite file in WAL mode.
+//
+// Record updates in-memory totals at once and hands a copy of the record to
+// a single writer goroutine, which commits whatever has queued up (at most
+// MaxBatch records) in one transaction, with no timer: under light load each
+// record commits immediately, under heavy load batches grow by themselves.
+// Opening the store restores every scope's all-time totals, so Totals
+// survives a restart.
+type SQLiteStore struct {
+	db   *sql.DB
+	c    *counters
+	opts SQLiteOptions
+
+	insertLedger *sql.Stmt
+	upsertTotals *sql.Stmt
+
+	// mu orders Record and Flush (read side) against Close (write side), so
+	// nothing is queued after the writer's stop marker.
+	mu     sync.RWMutex
+	closed bool
+
+	queue   chan sqliteOp
+	closing chan struct{} // closed when Close begins: the writer stops retrying
+	done    chan struct{} // closed when the writer has exited
+
+	pool sync.Pool // *Record copies travelling through the queue
+
+	// writer-owned state
+	agg  map[totalsKey]*Totals
+	args []any
+	// writeErr is the first write the writer gave up on and lost the
+	// number of records it gave up on; written by the writer before done is
+	// closed, read after.
+	writeErr error
+	lost     int64
+
+	committed   atomic.Int64
+	batches     atomic.Int64
+	writeErrors atomic.Int64
+	dropped     atomic.Int64
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+var _ Store = (*SQLiteStore)(nil)
+
+// sqliteOp is one queue entry: a record, a flush marker (ack) or the stop
+// marker Close sends last.
+type sqliteOp struct {
+	rec  *Record
+	ack  chan error
+	stop bool
+}
+
+type totalsKey struct {
+	kind   ScopeKind
+	name   string
+	bucket int64
+}
+
+const sqliteSchemaV1 = `
+CREATE TABLE IF NOT EXISTS ledger (
+	id                    INTEGER PRIMARY KEY,
+	time_ns               INTEGER NOT NULL,
+	key                   TEXT    NOT NULL,
+	team                  TEXT    NOT NULL,
+	customer              TEXT    NOT NULL,
+	provider              TEXT    NOT NULL,
+	model                 TEXT    NOT NULL,
+	requested_model       TEXT    NOT NULL,
+	surface               TEXT    NOT NULL,
+	status                INTEGER NOT NULL,
+	stream                INTEGER NOT NULL,
+	input_tokens          INTEGER NOT NULL,
+	output_tokens         INTEGER NOT NULL,
+	cache_read_tokens     INTEGER NOT NULL,
+	cache_write_5m_tokens INTEGER NOT NULL,
+	cache_write_1h_tokens INTEGER NOT NULL,
+	web_search_requests   INTEGER NOT NULL,
+	cost_nano_usd         INTEGER NOT NULL,
+	complete              INTEGER NOT NULL,
+	output_estimated      INTEGER NOT NULL,
+	session_id            TEXT    NOT NULL,
+	duration_us           INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS ledger_time ON ledger (time_ns);
+CREATE TABLE IF NOT EXISTS totals (
+	kind                  TEXT    NOT NULL,
+	name                  TEXT    NOT NULL,
+	bucket                INTEGER NOT NULL,
+	requests              INTEGER NOT NULL,
+	input_tokens          INTEGER NOT NULL,
+	output_tokens         INTEGER NOT NULL,
+	cache_read_tokens     INTEGER NOT NULL,
+	cache_write_5m_tokens INTEGER NOT NULL,
+	cache_write_1h_tokens INTEGER NOT NULL,
+	web_search_requests   INTEGER NOT NULL,
+	cost_nano_usd         INTEGER NOT NULL,
+	PRIMARY KEY (kind, name, bucket)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS totals_all_time ON totals (kind, name) WHERE bucket = 0;
+`
+
+const sqliteInsertLedger = `INSERT INTO ledger (
+	time_ns, key, team, customer, provider, model, requested_model, surface,
+	status, stream, input_tokens, output_tokens, cache_read_tokens,
+	cache_write_5m_tokens, cache_write_1h_tokens, web_search_requests,
+	cost_nano_usd, complete, output_estimated, session_id, duration_us
+) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+
+const sqliteLedgerArgs = 21
+
+const sqliteUpsertTotals = `INSERT INTO totals (
+	kind, name, bucket, requests, input_tokens, output_tokens,
+	cache_read_tokens, cache_write_5m_tokens, cache_write_1h_tokens,
+	web_search_requests, cost_nano_usd
+) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (kind, name, bucket) DO UPDATE SET
+	requests              = requests              + excluded.requests,
+	input_tokens          = input_tokens          + excluded.input_tokens,
+	output_tokens         = output_tokens         + excluded.output_tokens,
+	cache_read_tokens     = cache_read_tokens     + excluded.cache_read_tokens,
+	cache_write_5m_tokens = cache_write_5m_tokens + excluded.cache_write_5m_tokens,
+	cache_write_1h_tokens = cache_write_1h_tokens + excluded.cache_write_1h_tokens,
+	web_search_requests   = web_search_requests   + excluded.web_search_requests,
+	cost_nano_usd         = cost_nano_usd         + excluded.cost_nano_usd`
+
+// sqliteSums are the aggregate columns every totals query selects, in the
+// order scanTotals reads them after the group column.
+const sqliteSums = `COUNT(*), SUM(input_tokens), SUM(output_tokens),
+	SUM(cache_read_tokens), SUM(cache_write_5m_tokens),
+	SUM(cache_write_1h_tokens), SUM(web_search_requests), SUM(cost_nano_usd)`
+
+// OpenSQLiteStore opens (creating it and its parent directories if needed)
+// the SQLite database at path, brings its schema up to date, loads every
+// scope's all-time totals and starts the writer. Close releases it.
+//
+// Several stores, in this process or others, may have the same file open at
+// once (a Caddy reload briefly overlaps two): writes wait for each other up
+// to BusyTimeout and are retried after that. Each store's Totals only count
+// what was on disk when it opened plus what it recorded itself.
+func OpenSQLiteStore(path string, opts SQLiteOptions) (*SQLiteStore, error) {
+	if path == "" || path == ":memory:" || strings.HasPrefix(path, "file:") {
+		return nil, fmt.Errorf("sqlite store: %q is not a file path", path)
+	}
+	if strings.Contains(path, "?") {
+		return nil, fmt.Errorf("sqlite store: path %q must not contain '?'", path)
+	}
+	if opts.MaxBatch <= 0 {
+		opts.MaxBatch = defaultSQLiteMaxBatch
+	}
+	if opts.QueueSize <= 0 {
+		opts.QueueSize = defaultSQLiteQueueSize
+	}
+	if opts.BusyTimeout <= 0 {
+		opts.BusyTimeout = defaultSQLiteBusyTimeout
+	}
+	if opts.sleep == nil {
+		opts.sleep = sleepUnlessStopped
+	}
+	if dir := filepath.Dir(path); dir != "" {
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return nil, fmt.Errorf("sqlite store: %w", err)
+		}
+	}
+	busyMs := max(opts.BusyTimeout.Milliseconds(), 1)
+	dsn := path + "?_pragma=busy_timeout(" + strconv.FormatInt(busyMs, 10) + ")" +
+		"&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_txlock=immediate"
+	db, err := sql.Open("sqlite", dsn)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite store %s: %w", path, err)
+	}
+	db.SetMaxOpenConns(sqliteMaxConns)
+	db.SetMaxIdleConns(sqliteMaxConns)
+	s := &SQLiteStore{
+		db:      db,
+		c:       newCounters(),
+		opts:    opts,
+		queue:   make(chan sqliteOp, opts.QueueSize),
+		closing: make(chan struct{}),
+		done:    make(chan struct{}),
+		agg:     make(map[totalsKey]*Totals),
+		args:    make([]any, sqliteLedgerArgs),
+	}
+	s.pool.New = func() any { return new(Record) }
+	if err := s.init(); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("sqlite store %s: %w", path, err)
+	}
+	go s.run()
+	return s, nil
+}
+
+// init migrates the schema, prepares the write statements and loads totals.
+func (s *SQLiteStore) init() error {
+	ctx := context.Background()
+	if err := s.migrate(ctx); err != nil {
+		return err
+	}
+	var err error
+	if s.insertLedger, err = s.db.PrepareContext(ctx, sqliteInsertLedger); err != nil {
+		return err
+	}
+	if s.upsertTotals, err = s.db.PrepareContext(ctx, sqliteUpsertTotals); err != nil {
+		return err
+	}
+	return s.loadTotals(ctx)
+}
+
+// migrate creates the schema in an empty database and refuses one written by
+// a newer version. PRAGMA user_version records the schema version.
+func (s *SQLiteStore) migrate(ctx context.Context) error {
+	tx, err := s.db.BeginTx(ctx, nil) // BEGIN IMMEDIATE: one migrator at a time
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	var version int
+	if err := tx.QueryRowContext(ctx, "PRAGMA user_version").Scan(&version); err != nil {
+		return err
+	}
+	switch {
+	case version == sqliteSchemaVersion:
+		return tx.Commit()
+	case version > sqliteSchemaVersion:
+		return fmt.Errorf("schema version %d is newer than this build understands (%d)", version, sqliteSchemaVersion)
+	}
+	// version 0: a new database (later versions migrate step by step here).
+	if _, err := tx.ExecContext(ctx, sqliteSchemaV1); err != nil {
+		return err
+	}
+	if _, err := tx.ExecContext(ctx, "PRAGMA user_version = "+strconv.Itoa(sqliteSchemaVersion)); err != nil {
+		return err
+	}
+	return tx.Commit()
+}
+
+// loadTotals seeds the in-memory counters with every scope's all-time row.
+func (s *SQLiteStore) loadTotals(ctx context.Context) error {
+	rows, err := s.db.QueryContext(ctx, `SELECT kind, name, requests, input_tokens,
+		output_tokens, cache_read_tokens, cache_write_5m_tokens,
+		cache_write_1h_tokens, web_search_requests, cost_nano_usd
+		FROM totals WHERE bucket = 0`)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var kind, name string
+		var t Totals
+		if err := rows.Scan(&kind, &name, &t.Requests, &t.Usage.InputTokens,
+			&t.Usage.OutputTokens, &t.Usage.CacheReadTokens, &t.Usage.CacheWrite5mTokens,
+			&t.Usage.CacheWrite1hTokens, &t.Usage.WebSearchRequests, &t.Cost); err != nil {
+			return err
+		}
+		if k, ok := parseScopeKind(kind); ok {
+			s.c.set(Scope{k, name}, t)
+		}
+	}
+	return rows.Err()
+}
+
+func parseScopeKind(s string) (ScopeKind, bool) {
+	for _, k := range [...]ScopeKind{ScopeCustomer, ScopeTeam, ScopeKey} {
+		if k.String() == s {
+			return k, true
+		}
+	}
+	return 0, false
+}
+
+// Record implements Store: it adds r to the in-memory totals and queues a
+// copy for the writer, blocking only when the queue is full. After Close the
+// record is dropped and reported as ErrStoreClosed.
+func (s *SQLiteStore) Record(r *Record) {
+	s.mu.RLock()
+	if s.closed {
+		s.mu.RUnlock()
+		s.dropped.Add(1)
+		s.report(fmt.Errorf("sqlite store: record of key %q dropped: %w", r.Key, ErrStoreClosed))
+		return
+	}
+	s.c.record(r)
+	cp := s.pool.Get().(*Record)
+	*cp = *r
+	s.queue <- sqliteOp{rec: cp}
+	s.mu.RUnlock()
+}
+
+// Totals implements Store. After a restart it includes everything committed
+// before.
+func (s *SQLiteStore) Totals(sc Scope) Totals { return s.c.get(sc) }
+
+// Flush implements Store: it returns once every record queued before the
+// call is committed, or with ctx's error. After Close it returns at once
+// (with an error wrapping ErrStoreClosed if Close lost records).
+func (s *SQLiteStore) Flush(ctx context.Context) error {
+	ack := make(chan error, 1)
+	s.mu.RLock()
+	if s.closed {
+		s.mu.RUnlock()
+		select {
+		case <-s.done:
+			if s.writeErr != nil {
+				return fmt.Errorf("%w: %w", ErrStoreClosed, s.writeErr)
+			}
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	select {
+	case s.queue <- sqliteOp{ack: ack}:
+		s.mu.RUnlock()
+	case <-ctx.Done():
+		s.mu.RUnlock()
+		return ctx.Err()
+	}
+	select {
+	case err := <-ack:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Close implements Store: it commits everything queued, stops the writer and
+// closes the database. If a batch still cannot be written once Close has
+// begun (each gets one more attempt), those records are lost and Close
+// returns the error. Close is idempotent.
+func (s *SQLiteStore) Close() error {
+	s.closeOnce.Do(func() {
+		// Stop retrying first: a Record blocked on a full queue holds the
+		// read lock, and only the writer moving on can free it.
+		close(s.closing)
+		s.mu.Lock()
+		s.closed = true
+		s.mu.Unlock()
+		s.queue <- sqliteOp{stop: true}
+		<-s.done
+		err := s.writeErr
+		if err != nil {
+			err = fmt.Errorf("sqlite store: %d usage records lost: %w", s.lost, err)
+		}
+		s.closeErr = errors.Join(err, s.insertLedger.Close(), s.upsertTotals.Close(), s.db.Close())
+	})
+	return s.closeErr
+}
+
+// Stats returns the store's counters.
+func (s *SQLiteStore) Stats() SQLiteStats {
+	return SQLiteStats{
+		Committed:   s.committed.Load(),
+		Batches:     s.batches.Load(),
+		WriteErrors: s.writeErrors.Load(),
+		Dropped:     s.dropped.Load(),
+		Queued:      len(s.queue),
+	}
+}
+
+func (s *SQLiteStore) report(err error) {
+	if s.opts.OnError != nil {
+		s.opts.OnError(err)
+	}
+}
+
+// run is the writer: take one entry, drain what else is queued up to
+// MaxBatch records without waiting, write it all in one transaction,
+// acknowledge the flush markers, repeat.
+func (s *SQLiteStore) run() {
+	defer close(s.done)
+	batch := make([]*Record, 0, s.opts.MaxBatch)
+	var acks []chan error
+	for stop := false; !stop; {
+		batch, acks = batch[:0], acks[:0]
+		take := func(op sqliteOp) {
+			switch {
+			case op.rec != nil:
+				batch = append(batch, op.rec)
+			case op.ack != nil:
+				acks = append(acks, op.ack)
+			default:
+				stop = true
+			}
+		}
+		take(<-s.queue)
+	drain:
+		for !stop && len(batch) < s.opts.MaxBatch {
+			select {
+			case op := <-s.queue:
+				take(op)
+			default:
+				break drain
+			}
+		}
+		var err error
+		if len(batch) > 0 {
+			err = s.writeRetrying(batch)
+		}
+		if err == nil {
+			err = s.writeErr // an earlier batch was given up on at Close
+		}
+		for _, a := range acks {
+			a <- err
+		}
+		for i, r := range batch {
+			*r = Record{}
+			s.pool.Put(r)
+			batch[i] = nil
+		}
+	}
+}
+
+// writeRetrying writes a batch, retrying with capped exponential backoff
+// until it succeeds. Once Close has begun a failure is final: the batch is
+// counted as dropped and its error kept for Close.
+func (s *SQLiteStore) writeRetrying(batch []*Record) error {
+	backoff := sqliteMinBackoff
+	for attempt := 1; ; attempt++ {
+		err := s.write(batch)
+		if err == nil {
+			s.committed.Add(int64(len(batch)))
+			s.batches.Add(1)
+			return nil
+		}
+		s.writeErrors.Add(1)
+		err = fmt.Errorf("sqlite store: writing %d usage records (attempt %d): %w", len(batch), attempt, err)
+		s.report(err)
+		select {
+		case <-s.closing:
+			s.dropped.Add(int64(len(batch)))
+			s.lost += int64(len(batch))
+			if s.writeErr == nil {
+				s.writeErr = err
+			}
+			return err
+		default:
+		}
+		s.opts.sleep(backoff, s.closing)
+		backoff = min(2*backoff, sqliteMaxBackoff)
+	}
+}
+
+// write commits one batch: every ledger row, then the batch's totals
+// pre-aggregated so each (scope, bucket) is upserted once.
+func (s *SQLiteStore) write(batch []*Record) (err error) {
+	ctx := context.Background()
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err != nil {
+			tx.Rollback()
+		}
+	}()
+	ins := tx.StmtContext(ctx, s.insertLedger)
+	clear(s.agg)
+	for _, r := range batch {
+		s.ledgerArgs(r)
+		if _, err := ins.ExecContext(ctx, s.args...); err != nil {
+			return err
+		}
+		s.aggregate(r)
+	}
+	ups := tx.StmtContext(ctx, s.upsertTotals)
+	for k, t := range s.agg {
+		if _, err := ups.ExecContext(ctx, k.kind.String(), k.name, k.bucket, t.Requests,
+			t.Usage.InputTokens, t.Usage.OutputTokens, t.Usage.CacheReadTokens,
+			t.Usage.CacheWrite5mTokens, t.Usage.CacheWrite1hTokens,
+			t.Usage.WebSearchRequests, int64(t.Cost)); err != nil {
+			return err
+		}
+	}
+	if s.opts.beforeCommit != nil {
+		if err := s.opts.beforeCommit(len(batch)); err != nil {
+			return err
+		}
+	}
+	return tx.Commit()
+}
+
+func (s *SQLiteStore) ledgerArgs(r *Record) {
+	a := s.args
+	a[0] = unixNanos(r.Time)
+	a[1], a[2], a[3] = r.Key, r.Team, r.Customer
+	a[4], a[5], a[6], a[7] = r.Provider, r.Model, r.RequestedModel, r.Surface
+	a[8], a[9] = int64(r.Status), boolInt(r.Stream)
+	u := &r.Usage
+	a[10], a[11], a[12] = u.InputTokens, u.OutputTokens, u.CacheReadTokens
+	a[13], a[14], a[15] = u.CacheWrite5mTokens, u.CacheWrite1hTokens, u.WebSearchRequests
+	a[16], a[17], a[18] = int64(r.Cost), boolInt(u.Complete), boolInt(u.OutputEstimated)
+	a[19], a[20] = r.SessionID, r.Duration.Microseconds()
+}
+
+func (s *SQLiteStore) aggregate(r *Record) {
+	bucket := recordBucket(unixNanos(r.Time))
+	for _, sc := range [...]Scope{{ScopeKey, r.Key}, {ScopeTeam, r.Team}, {ScopeCustomer, r.Customer}} {
+		if sc.Name == "" {
+			continue
+		}
+		for _, b := range [...]int64{0, bucket} {
+			k := totalsKey{sc.Kind, sc.Name, b}
+			t := s.agg[k]
+			if t == nil {
+				t = new(Totals)
+				s.agg[k] = t
+			}
+			t.add(r)
+		}
+	}
+}
+
+func boolInt(b bool) int64 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+var (
+	minNanoTime = time.Unix(0, math.MinInt64)
+	maxNanoTime = time.Unix(0, math.MaxInt64)
+)
+
+// unixNanos is t in Unix nanoseconds, saturated to the years 1677–2262 that
+// an int64 can hold (the ledger stores times this way).
+func unixNanos(t time.Time) int64 {
+	switch {
+	case t.Before(minNanoTime):
+		return math.MinInt64
+	case t.After(maxNanoTime):
+		return math.MaxInt64
+	}
+	return t.UnixNano()
+}
+
+// floorDiv is a/b rounded towards negative infinity (b > 0).
+func floorDiv(a, b int64) int64 {
+	q := a / b
+	if a%b < 0 {
+		q--
+	}
+	return q
+}
+
+// bucketStart is the Unix second the 15-minute bucket containing the Unix
+// nanosecond ns starts at.
+func bucketStart(ns int64) int64 { return floorDiv(ns, bucketNanos) * bucketSeconds }
+
+// recordBucket is the totals bucket a record at Unix nanosecond ns adds to.
+// Bucket 0 means all-time, so the quarter hour that starts at the Unix epoch
+// is keyed 1 instead (still below the next bucket, 900).
+func recordBucket(ns int64) int64 {
+	if b := bucketStart(ns); b != 0 {
+		return b
+	}
+	return 1
+}
+
+// SpendSince sums the scope's committed 15-minute buckets from the one
+// containing since onwards (since is floored to 15 minutes, in UTC, which is
+// the same boundary in every real time zone). Records not yet committed are
+// not included: Flush first to count everything recorded so far.
+func (s *SQLiteStore) SpendSince(sc Scope, since time.Time) (Totals, error) {
+	var t Totals
+	err := s.db.QueryRow(`SELECT COALESCE(SUM(requests), 0),
+		COALESCE(SUM(input_tokens), 0), COALESCE(SUM(output_tokens), 0),
+		COALESCE(SUM(cache_read_tokens), 0), COALESCE(SUM(cache_write_5m_tokens), 0),
+		COALESCE(SUM(cache_write_1h_tokens), 0), COALESCE(SUM(web_search_requests), 0),
+		COALESCE(SUM(cost_nano_usd), 0)
+		FROM totals WHERE kind = ? AND name = ? AND bucket >= ? AND bucket != 0`,
+		sc.Kind.String(), sc.Name, bucketStart(unixNanos(since)),
+	).Scan(&t.Requests, &t.Usage.InputTokens, &t.Usage.OutputTokens,
+		&t.Usage.CacheReadTokens, &t.Usage.CacheWrite5mTokens, &t.Usage.CacheWrite1hTokens,
+		&t.Usage.WebSearchRequests, &t.Cost)
+	if err != nil {
+		return Totals{}, fmt.Errorf("sqlite store: spend of %s: %w", sc, err)
+	}
+	return t, nil
+}
+
+// ledgerRange turns [from, to) into an inclusive range of ledger time_ns
+// values; ok is false when the range is empty. Zero times are open ends.
+func ledgerRange(from, to time.Time) (lo, hi int64, ok bool) {
+	lo, hi = math.MinInt64, math.MaxInt64
+	if !from.IsZero() {
+		lo = unixNanos(from)
+	}
+	if !to.IsZero() {
+		switch end := unixNanos(to); end {
+		case math.MinInt64:
+			return 0, 0, false
+		case math.MaxInt64: // past 2262: as good as open
+		default:
+			hi = end - 1
+		}
+	}
+	return lo, hi, lo <= hi
+}
+
+// Usage implements Store. Name groupings are summed by SQL; days are summed
+// by SQL per 15-minute bucket and the buckets folded into calendar days of
+// q.Location (UTC when nil), so days of 23 or 25 hours come out right. The
+// rows are sorted by group and equal MemoryStore's for the same records.
+func (s *SQLiteStore) Usage(ctx context.Context, q UsageQuery) ([]UsageRow, error) {
+	lo, hi, ok := ledgerRange(q.From, q.To)
+	if !ok {
+		return []UsageRow{}, nil
+	}
+	var rows []UsageRow
+	var err error
+	if q.GroupBy == GroupByDay {
+		rows, err = s.usageByDay(ctx, lo, hi, q.Location)
+	} else {
+		rows, err = s.usageByName(ctx, lo, hi, q.GroupBy)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("sqlite store: usage by %s: %w", q.GroupBy, err)
+	}
+	sort.Slice(rows, func(i, j int) bool { return rows[i].Group < rows[j].Group })
+	return rows, nil
+}
+
+func (s *SQLiteStore) usageByName(ctx context.Context, lo, hi int64, g GroupBy) ([]UsageRow, error) {
+	col := "''" // an unknown grouping puts everything in one group, as MemoryStore does
+	switch g {
+	case GroupByKey:
+		col = "key"
+	case GroupByTeam:
+		col = "team"
+	case GroupByCustomer:
+		col = "customer"
+	case GroupByModel:
+		col = "model"
+	case GroupByProvider:
+		col = "provider"
+	}
+	rs, err := s.db.QueryContext(ctx, `SELECT `+col+`, `+sqliteSums+`
+		FROM ledger WHERE time_ns BETWEEN ? AND ? GROUP BY 1`, lo, hi)
+	if err != nil {
+		return nil, err
+	}
+	defer rs.Close()
+	rows := []UsageRow{}
+	for rs.Next() {
+		var row UsageRow
+		if err := scanTotals(rs, &row.Group, &row.Totals); err != nil {
+			return nil, err
+		}
+		rows = append(rows, row)
+	}
+	return rows, rs.Err()
+}
+
+func (s *SQLiteStore) usageByDay(ctx context.Context, lo, hi int64, loc *time.Location) ([]UsageRow, error) {
+	if loc == nil {
+		loc = timeUTC
+	}
+	days := map[string]*Totals{}
+	add := func(day string, t *Totals) {
+		d := days[day]
+		if d == nil {
+			d = new(Totals)
+			days[day] = d
+		}
+		d.Requests += t.Requests
+		d.Usage.InputTokens += t.Usage.InputTokens
+		d.Usage.OutputTokens += t.Usage.OutputTokens
+		d.Usage.CacheReadTokens += t.Usage.CacheReadTokens
+		d.Usage.CacheWrite5mTokens += t.Usage.CacheWrite5mTokens
+		d.Usage.CacheWrite1hTokens += t.Usage.CacheWrite1hTokens
+		d.Usage.WebSearchRequests += t.Usage.WebSearchRequests
+		d.Cost += t.Cost
+	}
+	// The bucket index floor(time_ns / 15 min), with SQLite's truncating
+	// division corrected for times before 1970.
+	rs, err := s.db.QueryContext(ctx, `SELECT time_ns / 900000000000 - (time_ns % 900000000000 < 0), `+
+		sqliteSums+` FROM ledger WHERE time_ns BETWEEN ? AND ? GROUP BY 1`, lo, hi)
+	if err != nil {
+		return nil, err
+	}
+	var buckets []int64       // every bucket with rows
+	split := map[int64]bool{} // buckets that may straddle a day boundary in loc
+	for rs.Next() {
+		var idx int64
+		var t Totals
+		if err := scanTotals(rs, &idx, &t); err != nil {
+			rs.Close()
+			return nil, err
+		}
+		buckets = append(buckets, idx)
+		start := time.Unix(idx*bucketSeconds, 0)
+		if day, whole := bucketDay(start, loc); whole {
+			add(day, &t)
+		} else {
+			split[idx] = true
+		}
+	}
+	rs.Close()
+	if err := rs.Err(); err != nil {
+		return nil, err
+	}
+	if len(split) == 0 {
+		return dayRows(days), nil
+	}
+	// A bucket whose offset is not a multiple of 15 minutes (local mean
+	// time before 1900, a made-up fixed zone) is folded row by row, one
+	// query per run of such buckets with no other bucket in between.
+	slices.Sort(buckets)
+	for i := 0; i < len(buckets); {
+		if !split[buckets[i]] {
+			i++
+			continue
+		}
+		j := i
+		for j+1 < len(buckets) && split[buckets[j+1]] {
+			j++
+		}
+		runLo, _ := bucketNanoRange(buckets[i])
+		_, runHi := bucketNanoRange(buckets[j])
+		i = j + 1
+		rs, err := s.db.QueryContext(ctx, `SELECT time_ns, `+sqliteSums+`
+			FROM ledger WHERE time_ns BETWEEN ? AND ? GROUP BY 1`, max(lo, runLo), min(hi, runHi))
+		if err != nil {
+			return nil, err
+		}
+		for rs.Next() {
+			var ns int64
+			var t Totals
+			if err := scanTotals(rs, &ns, &t); err != nil {
+				rs.Close()
+				return nil, err
+			}
+			add(time.Unix(0, ns).In(loc).Format(time.DateOnly), &t)
+		}
+		rs.Close()
+		if err := rs.Err(); err != nil {
+			return nil, err
+		}
+	}
+	return dayRows(days), nil
+}
+
+// dayRows lists the days' totals, unsorted.
+func dayRows(days map[string]*Totals) []UsageRow {
+	rows := make([]UsageRow, 0, len(days))
+	for day, t := range days {
+		rows = append(rows, UsageRow{Group: day, Totals: *t})
+	}
+	return rows
+}
+
+// bucketDay is the calendar day in loc of the 15-minute bucket starting at
+// start; whole is false when the bucket might span two days there (its zone
+// offset is not a multiple of 15 minutes or changes inside the bucket).
+func bucketDay(start time.Time, loc *time.Location) (day string, whole bool) {
+	local := start.In(loc)
+	_, offset := local.Zone()
+	if offset%int(bucketSeconds) != 0 {
+		return "", false
+	}
+	if _, zoneEnd := local.ZoneBounds(); !zoneEnd.IsZero() && zoneEnd.Before(start.Add(SpendBucket)) {
+		return "", false
+	}
+	return local.Format(time.DateOnly), true
+}
+
+// bucketNanoRange is the inclusive range of Unix nanoseconds in bucket idx,
+// saturated to int64.
+func bucketNanoRange(idx int64) (lo, hi int64) {
+	lo, hi = math.MinInt64, math.MaxInt64
+	if idx > math.MinInt64/bucketNanos {
+		lo = idx * bucketNanos
+	}
+	if idx < math.MaxInt64/bucketNanos {
+		hi = lo + bucketNanos - 1
+	}
+	return lo, hi
+}
+
+// scanTotals reads a group column and the sqliteSums columns (integer SUMs,
+// never NULL since every group has a row).
+func scanTotals(rs *sql.Rows, group any, t *Totals) error {
+	u := &t.Usage
+	return rs.Scan(group, &t.Requests, &u.InputTokens, &u.OutputTokens, &u.CacheReadTokens,
+		&u.CacheWrite5mTokens, &u.CacheWrite1hTokens, &u.WebSearchRequests, &t.Cost)
+}
+
+// Records returns the ledger rows with from <= Time < to (zero times are
+// open ends), oldest first, at most limit of them when limit > 0. Times come
+// back in UTC; durations are kept to the microsecond.
+func (s *SQLiteStore) Records(ctx context.Context, from, to time.Time, limit int) ([]Record, error) {
+	lo, hi, ok := ledgerRange(from, to)
+	if !ok {
+		return []Record{}, nil
+	}
+	if limit <= 0 {
+		limit = -1
+	}
+	rs, err := s.db.QueryContext(ctx, `SELECT time_ns, key, team, customer,
+		provider, model, requested_model, surface, status, stream, input_tokens,
+		output_tokens, cache_read_tokens, cache_write_5m_tokens,
+		cache_write_1h_tokens, web_search_requests, cost_nano_usd, complete,
+		output_estimated, session_id, duration_us
+		FROM ledger WHERE time_ns BETWEEN ? AND ? ORDER BY time_ns, id LIMIT ?`, lo, hi, limit)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite store: ledger: %w", err)
+	}
+	defer rs.Close()
+	out := []Record{}
+	for rs.Next() {
+		var r Record
+		var ns, durUs int64
+		u := &r.Usage
+		if err := rs.Scan(&ns, &r.Key, &r.Team, &r.Customer, &r.Provider, &r.Model,
+			&r.RequestedModel, &r.Surface, &r.Status, &r.Stream, &u.InputTokens,
+			&u.OutputTokens, &u.CacheReadTokens, &u.CacheWrite5mTokens,
+			&u.CacheWrite1hTokens, &u.WebSearchRequests, &r.Cost, &u.Complete,
+			&u.OutputEstimated, &r.SessionID, &durUs); err != nil {
+			return nil, fmt.Errorf("sqlite store: ledger: %w", err)
+		}
+		r.Time = time.Unix(0, ns).UTC()
+		r.Duration = time.Duration(durUs) * time.Microsecond
+		out = append(out, r)
+	}
+	if err := rs.Err(); err != nil {
+		return nil, fmt.Errorf("sqlite store: ledger: %w", err)
+	}
+	return out, nil
+}
+
+// sleepUnlessStopped waits d, or less if stop is closed.
+func sleepUnlessStopped(d time.Duration, stop <-chan struct{}) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-stop:
+	}
+}

@@ -1,0 +1,5 @@
+package governance
+
+import "time"
+
+var timeUTC = time.UTC

@@ -1,0 +1,457 @@
+package module
+
+import (
+	"strconv"
+	"time"
+
+	"github.com/caddyserver/caddy/v2/caddyconfig"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"github.com/dustin/go-humanize"
+
+	"github.com/llmgateway/caddy-llm-gateway/governance"
+)
+
+func init() {
+	httpcaddyfile.RegisterHandlerDirective("llm_gateway", parseCaddyfile)
+	// A terminal handler like reverse_proxy: no `order` line needed.
+	httpcaddyfile.RegisterDirectiveOrder("llm_gateway", httpcaddyfile.Before, "reverse_proxy")
+}
+
+func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
+	g := new(Gateway)
+	err := g.UnmarshalCaddyfile(h.Dispenser)
+	return g, err
+}
+
+// UnmarshalCaddyfile sets up the gateway from Caddyfile tokens. Syntax:
+//
+//	llm_gateway {
+//		store sqlite [<path>]          # default; path defaults to <data dir>/llm_gateway/usage.db
+//		store memory                   # tests and throwaway set-ups
+//		timezone <IANA zone>           # calendar days for reports; default UTC
+//		max_request_body <size>        # default 32MiB; larger bodies get 413
+//
+//		provider <name> {
+//			type     anthropic
+//			api_key  <key> [<key>…]    # repeatable; rotated per request; use {env.X} or {file./path}
+//			base_url <url>             # default https://api.anthropic.com (no /v1)
+//			models   <glob>…           # canonical models served; default all
+//			transport http { … }       # Caddy's reverse_proxy http transport (pool, TLS, timeouts)
+//		}
+//
+//		customer <name> {
+//			models <glob>…             # allow-list for everything under the customer
+//		}
+//		team <name> {
+//			customer <name>
+//			models   <glob>…
+//		}
+//		key <name> {
+//			secret        <key>        # or:
+//			secret_sha256 <hex>        # from `caddy llm-gateway new-key`
+//			team          <name>
+//			customer      <name>       # for keys without a team
+//			models        <glob>…
+//		}
+//
+//		price <model|glob> [input <usd>] [output <usd>] [cache_write_5m <usd>] [cache_write_1h <usd>] [cache_read <usd>] [web_search <usd>]
+//		metrics_label <label> header <Header-Name> [max <n>]
+//	}
+//
+// Prices are USD per million tokens (web_search: USD per search); omitted
+// amounts inherit the built-in row for that model.
+func (g *Gateway) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
+	d.Next() // directive name
+	if d.NextArg() {
+		return d.ArgErr()
+	}
+	names := map[string]map[string]bool{"provider": {}, "customer": {}, "team": {}, "key": {}, "metrics_label": {}}
+	unique := func(kind, name string) error {
+		if names[kind][name] {
+			return d.Errf("%s %q defined twice", kind, name)
+		}
+		names[kind][name] = true
+		return nil
+	}
+	for d.NextBlock(0) {
+		switch d.Val() {
+		case "store":
+			if err := g.parseStore(d); err != nil {
+				return err
+			}
+		case "timezone":
+			if !d.NextArg() {
+				return d.ArgErr()
+			}
+			if _, err := time.LoadLocation(d.Val()); err != nil {
+				return d.Errf("timezone: %v", err)
+			}
+			g.Timezone = d.Val()
+			if d.NextArg() {
+				return d.ArgErr()
+			}
+		case "max_request_body":
+			if !d.NextArg() {
+				return d.ArgErr()
+			}
+			n, err := humanize.ParseBytes(d.Val())
+			if err != nil || n == 0 {
+				return d.Errf("max_request_body: invalid size %q", d.Val())
+			}
+			g.MaxRequestBody = int64(n)
+			if d.NextArg() {
+				return d.ArgErr()
+			}
+		case "provider":
+			p, err := parseProvider(d)
+			if err != nil {
+				return err
+			}
+			if err := unique("provider", p.Name); err != nil {
+				return err
+			}
+			g.Providers = append(g.Providers, p)
+		case "customer":
+			c, err := parseCustomer(d)
+			if err != nil {
+				return err
+			}
+			if err := unique("customer", c.Name); err != nil {
+				return err
+			}
+			g.Customers = append(g.Customers, c)
+		case "team":
+			t, err := parseTeam(d)
+			if err != nil {
+				return err
+			}
+			if err := unique("team", t.Name); err != nil {
+				return err
+			}
+			g.Teams = append(g.Teams, t)
+		case "key":
+			k, err := parseKey(d)
+			if err != nil {
+				return err
+			}
+			if err := unique("key", k.Name); err != nil {
+				return err
+			}
+			g.Keys = append(g.Keys, k)
+		case "price":
+			p, err := parsePrice(d)
+			if err != nil {
+				return err
+			}
+			g.Prices = append(g.Prices, p)
+		case "metrics_label":
+			l, err := parseMetricsLabel(d)
+			if err != nil {
+				return err
+			}
+			if err := unique("metrics_label", l.Name); err != nil {
+				return err
+			}
+			g.MetricsLabels = append(g.MetricsLabels, l)
+		default:
+			return d.Errf("unknown llm_gateway subdirective %q", d.Val())
+		}
+	}
+	return nil
+}
+
+// parseStore reads `store sqlite [<path>]` or `store memory`.
+func (g *Gateway) parseStore(d *caddyfile.Dispenser) error {
+	if g.Store != nil {
+		return d.Err("store already specified")
+	}
+	if !d.NextArg() {
+		return d.ArgErr()
+	}
+	s := &StoreConfig{Type: d.Val()}
+	switch s.Type {
+	case "sqlite":
+		if d.NextArg() {
+			s.Path = d.Val()
+		}
+	case "memory":
+	default:
+		return d.Errf("unknown store type %q (want sqlite or memory)", s.Type)
+	}
+	if d.NextArg() {
+		return d.ArgErr()
+	}
+	g.Store = s
+	return nil
+}
+
+// oneName reads the single name argument of a block directive.
+func oneName(d *caddyfile.Dispenser) (string, error) {
+	if !d.NextArg() {
+		return "", d.ArgErr()
+	}
+	name := d.Val()
+	if d.NextArg() {
+		return "", d.ArgErr()
+	}
+	return name, nil
+}
+
+// oneArg reads exactly one argument of a subdirective.
+func oneArg(d *caddyfile.Dispenser) (string, error) {
+	if !d.NextArg() {
+		return "", d.ArgErr()
+	}
+	v := d.Val()
+	if d.NextArg() {
+		return "", d.ArgErr()
+	}
+	return v, nil
+}
+
+// someArgs reads one or more arguments of a subdirective.
+func someArgs(d *caddyfile.Dispenser) ([]string, error) {
+	args := d.RemainingArgs()
+	if len(args) == 0 {
+		return nil, d.ArgErr()
+	}
+	return args, nil
+}
+
+func parseProvider(d *caddyfile.Dispenser) (*ProviderConfig, error) {
+	name, err := oneName(d)
+	if err != nil {
+		return nil, err
+	}
+	p := &ProviderConfig{Name: name}
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		switch d.Val() {
+		case "type":
+			if p.Type, err = oneArg(d); err != nil {
+				return nil, err
+			}
+			switch p.Type {
+			case "anthropic":
+			default:
+				return nil, d.Errf("unknown provider type %q (supported: anthropic)", p.Type)
+			}
+		case "api_key":
+			args, err := someArgs(d)
+			if err != nil {
+				return nil, err
+			}
+			p.APIKeys = append(p.APIKeys, args...)
+		case "base_url":
+			if p.BaseURL, err = oneArg(d); err != nil {
+				return nil, err
+			}
+		case "models":
+			args, err := someArgs(d)
+			if err != nil {
+				return nil, err
+			}
+			p.Models = append(p.Models, args...)
+		case "transport":
+			if p.TransportRaw != nil {
+				return nil, d.Err("transport already specified")
+			}
+			if !d.NextArg() {
+				return nil, d.ArgErr()
+			}
+			modName := d.Val()
+			unm, err := caddyfile.UnmarshalModule(d, "http.reverse_proxy.transport."+modName)
+			if err != nil {
+				return nil, err
+			}
+			var warnings []caddyconfig.Warning
+			p.TransportRaw = caddyconfig.JSONModuleObject(unm, "protocol", modName, &warnings)
+		default:
+			return nil, d.Errf("unknown provider subdirective %q", d.Val())
+		}
+	}
+	if p.Type == "" {
+		return nil, d.Errf("provider %s: type is required", name)
+	}
+	if len(p.APIKeys) == 0 {
+		return nil, d.Errf("provider %s: at least one api_key is required", name)
+	}
+	return p, nil
+}
+
+func parseCustomer(d *caddyfile.Dispenser) (*CustomerConfig, error) {
+	name, err := oneName(d)
+	if err != nil {
+		return nil, err
+	}
+	c := &CustomerConfig{Name: name}
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		switch d.Val() {
+		case "models":
+			args, err := someArgs(d)
+			if err != nil {
+				return nil, err
+			}
+			c.Models = append(c.Models, args...)
+		default:
+			return nil, d.Errf("unknown customer subdirective %q", d.Val())
+		}
+	}
+	return c, nil
+}
+
+func parseTeam(d *caddyfile.Dispenser) (*TeamConfig, error) {
+	name, err := oneName(d)
+	if err != nil {
+		return nil, err
+	}
+	t := &TeamConfig{Name: name}
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		switch d.Val() {
+		case "customer":
+			if t.Customer, err = oneArg(d); err != nil {
+				return nil, err
+			}
+		case "models":
+			args, err := someArgs(d)
+			if err != nil {
+				return nil, err
+			}
+			t.Models = append(t.Models, args...)
+		default:
+			return nil, d.Errf("unknown team subdirective %q", d.Val())
+		}
+	}
+	return t, nil
+}
+
+func parseKey(d *caddyfile.Dispenser) (*KeyConfig, error) {
+	name, err := oneName(d)
+	if err != nil {
+		return nil, err
+	}
+	k := &KeyConfig{Name: name}
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		switch d.Val() {
+		case "secret":
+			if k.Secret, err = oneArg(d); err != nil {
+				return nil, err
+			}
+		case "secret_sha256":
+			if k.SecretSHA256, err = oneArg(d); err != nil {
+				return nil, err
+			}
+			if _, err := governance.ParseSecretHash(k.SecretSHA256); err != nil {
+				return nil, d.Errf("key %s: %v", name, err)
+			}
+		case "team":
+			if k.Team, err = oneArg(d); err != nil {
+				return nil, err
+			}
+		case "customer":
+			if k.Customer, err = oneArg(d); err != nil {
+				return nil, err
+			}
+		case "models":
+			args, err := someArgs(d)
+			if err != nil {
+				return nil, err
+			}
+			k.Models = append(k.Models, args...)
+		default:
+			return nil, d.Errf("unknown key subdirective %q", d.Val())
+		}
+	}
+	switch {
+	case k.Secret == "" && k.SecretSHA256 == "":
+		return nil, d.Errf("key %s: secret or secret_sha256 is required", name)
+	case k.Secret != "" && k.SecretSHA256 != "":
+		return nil, d.Errf("key %s: set secret or secret_sha256, not both", name)
+	}
+	return k, nil
+}
+
+func parsePrice(d *caddyfile.Dispenser) (*PriceConfig, error) {
+	if !d.NextArg() {
+		return nil, d.ArgErr()
+	}
+	p := &PriceConfig{Model: d.Val()}
+	fields := map[string]*string{
+		"input": &p.Input, "output": &p.Output, "cache_write_5m": &p.CacheWrite5m,
+		"cache_write_1h": &p.CacheWrite1h, "cache_read": &p.CacheRead, "web_search": &p.WebSearch,
+	}
+	n := 0
+	for d.NextArg() {
+		name := d.Val()
+		dst, ok := fields[name]
+		if !ok {
+			return nil, d.Errf("price %s: unknown price field %q (want input, output, cache_write_5m, cache_write_1h, cache_read, web_search)", p.Model, name)
+		}
+		if *dst != "" {
+			return nil, d.Errf("price %s: %s given twice", p.Model, name)
+		}
+		if !d.NextArg() {
+			return nil, d.Errf("price %s: %s needs an amount in USD", p.Model, name)
+		}
+		if _, err := governance.ParseMoney(d.Val()); err != nil {
+			return nil, d.Errf("price %s %s: %v", p.Model, name, err)
+		}
+		*dst = d.Val()
+		n++
+	}
+	if n == 0 {
+		return nil, d.Errf("price %s: at least one of input, output, cache_write_5m, cache_write_1h, cache_read, web_search is required", p.Model)
+	}
+	if d.NextBlock(d.Nesting()) {
+		return nil, d.Err("price takes no block")
+	}
+	return p, nil
+}
+
+func parseMetricsLabel(d *caddyfile.Dispenser) (*MetricsLabelConfig, error) {
+	args := d.RemainingArgs()
+	if len(args) != 3 && len(args) != 5 {
+		return nil, d.Err("usage: metrics_label <label> header <Header-Name> [max <n>]")
+	}
+	l := &MetricsLabelConfig{Name: args[0]}
+	if !validLabelName(l.Name) {
+		return nil, d.Errf("metrics_label: %q is not a valid Prometheus label name", l.Name)
+	}
+	for _, b := range baseLabels {
+		if l.Name == b || l.Name == "type" {
+			return nil, d.Errf("metrics_label: %q is a built-in label", l.Name)
+		}
+	}
+	if args[1] != "header" {
+		return nil, d.Errf("metrics_label %s: want 'header', got %q", l.Name, args[1])
+	}
+	l.Header = args[2]
+	if len(args) == 5 {
+		if args[3] != "max" {
+			return nil, d.Errf("metrics_label %s: want 'max', got %q", l.Name, args[3])
+		}
+		n, err := strconv.Atoi(args[4])
+		if err != nil || n <= 0 {
+			return nil, d.Errf("metrics_label %s: max must be a positive integer", l.Name)
+		}
+		l.Max = n
+	}
+	return l, nil
+}
+
+func validLabelName(s string) bool {
+	if s == "" || len(s) >= 2 && s[0] == '_' && s[1] == '_' {
+		return false
+	}
+	for i, c := range s {
+		if c == '_' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || i > 0 && c >= '0' && c <= '9' {
+			continue
+		}
+		return false
+	}
+	return true
+}
+
+// Interface guard
+var _ caddyfile.Unmarshaler = (*Gateway)(nil)

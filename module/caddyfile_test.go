@@ -1,0 +1,263 @@
+package module
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/caddyserver/caddy/v2/caddyconfig"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	_ "github.com/caddyserver/caddy/v2/modules/standard"
+)
+
+const fullGatewayBlock = `llm_gateway {
+	store sqlite /var/lib/llm/usage.db
+	timezone Europe/Paris
+	max_request_body 8MB
+	provider anthropic {
+		type anthropic
+		api_key {env.ANTHROPIC_API_KEY}
+		api_key {env.ANTHROPIC_API_KEY_2} {file./run/secrets/k3}
+		base_url https://api.anthropic.com
+		models claude-* 
+		models my-*
+		transport http {
+			dial_timeout 5s
+			keepalive_idle_conns_per_host 512
+		}
+	}
+	customer acme {
+		models claude-*
+	}
+	team platform {
+		customer acme
+		models claude-sonnet-* claude-haiku-*
+	}
+	key alice {
+		secret_sha256 9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08
+		team platform
+		models claude-sonnet-*
+	}
+	key bob {
+		secret {env.BOB_KEY}
+		customer acme
+	}
+	price claude-sonnet-4-5 input 3 output 15 cache_write_5m 3.75 cache_write_1h 6 cache_read 0.30
+	price my-local-* input 0.1 web_search 0.01
+	metrics_label project header X-Project
+	metrics_label repo header X-Repo max 20
+}`
+
+func TestUnmarshalCaddyfileFull(t *testing.T) {
+	var g Gateway
+	if err := g.UnmarshalCaddyfile(caddyfile.NewTestDispenser(fullGatewayBlock)); err != nil {
+		t.Fatal(err)
+	}
+	if g.Store == nil || g.Store.Type != "sqlite" || g.Store.Path != "/var/lib/llm/usage.db" {
+		t.Errorf("store = %+v", g.Store)
+	}
+	if g.Timezone != "Europe/Paris" || g.MaxRequestBody != 8_000_000 {
+		t.Errorf("timezone %q max %d", g.Timezone, g.MaxRequestBody)
+	}
+	if len(g.Providers) != 1 {
+		t.Fatalf("providers = %d", len(g.Providers))
+	}
+	p := g.Providers[0]
+	if p.Name != "anthropic" || p.Type != "anthropic" || p.BaseURL != "https://api.anthropic.com" ||
+		strings.Join(p.APIKeys, ",") != "{env.ANTHROPIC_API_KEY},{env.ANTHROPIC_API_KEY_2},{file./run/secrets/k3}" ||
+		strings.Join(p.Models, ",") != "claude-*,my-*" {
+		t.Errorf("provider = %+v", p)
+	}
+	var tr map[string]any
+	if err := json.Unmarshal(p.TransportRaw, &tr); err != nil || tr["protocol"] != "http" || tr["dial_timeout"] == nil {
+		t.Errorf("transport = %s (%v)", p.TransportRaw, err)
+	}
+	if len(g.Customers) != 1 || g.Customers[0].Name != "acme" || g.Customers[0].Models[0] != "claude-*" {
+		t.Errorf("customers = %+v", g.Customers)
+	}
+	if len(g.Teams) != 1 || g.Teams[0].Customer != "acme" || len(g.Teams[0].Models) != 2 {
+		t.Errorf("teams = %+v", g.Teams[0])
+	}
+	if len(g.Keys) != 2 || g.Keys[0].Team != "platform" || g.Keys[0].SecretSHA256 == "" || g.Keys[1].Secret != "{env.BOB_KEY}" || g.Keys[1].Customer != "acme" {
+		t.Errorf("keys = %+v %+v", g.Keys[0], g.Keys[1])
+	}
+	if len(g.Prices) != 2 || *g.Prices[0] != (PriceConfig{Model: "claude-sonnet-4-5", Input: "3", Output: "15", CacheWrite5m: "3.75", CacheWrite1h: "6", CacheRead: "0.30"}) ||
+		*g.Prices[1] != (PriceConfig{Model: "my-local-*", Input: "0.1", WebSearch: "0.01"}) {
+		t.Errorf("prices = %+v %+v", g.Prices[0], g.Prices[1])
+	}
+	if len(g.MetricsLabels) != 2 || *g.MetricsLabels[0] != (MetricsLabelConfig{Name: "project", Header: "X-Project"}) || g.MetricsLabels[1].Max != 20 {
+		t.Errorf("labels = %+v", g.MetricsLabels)
+	}
+}
+
+func TestUnmarshalCaddyfileStores(t *testing.T) {
+	for in, want := range map[string]StoreConfig{
+		"llm_gateway {\n store memory\n}":        {Type: "memory"},
+		"llm_gateway {\n store sqlite\n}":        {Type: "sqlite"},
+		"llm_gateway {\n store sqlite ./x.db\n}": {Type: "sqlite", Path: "./x.db"},
+	} {
+		var g Gateway
+		if err := g.UnmarshalCaddyfile(caddyfile.NewTestDispenser(in)); err != nil {
+			t.Fatalf("%q: %v", in, err)
+		}
+		if *g.Store != want {
+			t.Errorf("%q: store %+v", in, g.Store)
+		}
+	}
+}
+
+func TestUnmarshalCaddyfileErrors(t *testing.T) {
+	const prov = "provider a {\n type anthropic\n api_key k\n}\n"
+	for _, tc := range []struct {
+		name, in, want string
+	}{
+		{"directive args", "llm_gateway foo {\n}", "wrong argument count"},
+		{"unknown subdirective", "llm_gateway {\n bogus 1\n}", `unknown llm_gateway subdirective "bogus"`},
+		{"store no arg", "llm_gateway {\n store\n}", "wrong argument count"},
+		{"store bad type", "llm_gateway {\n store mysql\n}", `unknown store type "mysql"`},
+		{"store extra", "llm_gateway {\n store memory x\n}", "wrong argument count"},
+		{"store twice", "llm_gateway {\n store memory\n store memory\n}", "store already specified"},
+		{"timezone bad", "llm_gateway {\n timezone Mars/Olympus\n}", "timezone"},
+		{"timezone missing", "llm_gateway {\n timezone\n}", "wrong argument count"},
+		{"max body bad", "llm_gateway {\n max_request_body lots\n}", "max_request_body: invalid size"},
+		{"provider no name", "llm_gateway {\n provider {\n type anthropic\n }\n}", "wrong argument count"},
+		{"provider no type", "llm_gateway {\n provider a {\n api_key k\n }\n}", "type is required"},
+		{"provider bad type", "llm_gateway {\n provider a {\n type gemini\n }\n}", `unknown provider type "gemini"`},
+		{"provider no key", "llm_gateway {\n provider a {\n type anthropic\n }\n}", "at least one api_key"},
+		{"provider api_key empty", "llm_gateway {\n provider a {\n type anthropic\n api_key\n }\n}", "wrong argument count"},
+		{"provider unknown sub", "llm_gateway {\n provider a {\n type anthropic\n api_key k\n region x\n }\n}", `unknown provider subdirective "region"`},
+		{"provider base_url args", "llm_gateway {\n provider a {\n type anthropic\n api_key k\n base_url a b\n }\n}", "wrong argument count"},
+		{"provider models empty", "llm_gateway {\n provider a {\n type anthropic\n api_key k\n models\n }\n}", "wrong argument count"},
+		{"provider twice", "llm_gateway {\n" + prov + prov + "}", `provider "a" defined twice`},
+		{"transport unknown", "llm_gateway {\n provider a {\n type anthropic\n api_key k\n transport carrier-pigeon\n }\n}", "getting module named"},
+		{"transport twice", "llm_gateway {\n provider a {\n type anthropic\n api_key k\n transport http\n transport http\n }\n}", "transport already specified"},
+		{"key no secret", "llm_gateway {\n key a {\n team t\n }\n}", "secret or secret_sha256 is required"},
+		{"key both secrets", "llm_gateway {\n key a {\n secret s\n secret_sha256 9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08\n }\n}", "not both"},
+		{"key bad hash", "llm_gateway {\n key a {\n secret_sha256 abc\n }\n}", "64 hexadecimal"},
+		{"key unknown sub", "llm_gateway {\n key a {\n secret s\n owner x\n }\n}", `unknown key subdirective "owner"`},
+		{"key twice", "llm_gateway {\n key a {\n secret s\n }\n key a {\n secret t\n }\n}", `key "a" defined twice`},
+		{"key team args", "llm_gateway {\n key a {\n secret s\n team\n }\n}", "wrong argument count"},
+		{"team unknown sub", "llm_gateway {\n team t {\n budget 5\n }\n}", `unknown team subdirective "budget"`},
+		{"team twice", "llm_gateway {\n team t\n team t\n}", `team "t" defined twice`},
+		{"customer unknown sub", "llm_gateway {\n customer c {\n team x\n }\n}", `unknown customer subdirective "team"`},
+		{"customer no name", "llm_gateway {\n customer\n}", "wrong argument count"},
+		{"price no model", "llm_gateway {\n price\n}", "wrong argument count"},
+		{"price no fields", "llm_gateway {\n price m\n}", "at least one of"},
+		{"price bad field", "llm_gateway {\n price m inptu 3\n}", `unknown price field "inptu"`},
+		{"price missing amount", "llm_gateway {\n price m input\n}", "needs an amount"},
+		{"price bad amount", "llm_gateway {\n price m input three\n}", "invalid amount"},
+		{"price too precise", "llm_gateway {\n price m input 0.0000000001\n}", "more than nine decimals"},
+		{"price twice", "llm_gateway {\n price m input 1 input 2\n}", "input given twice"},
+		{"label args", "llm_gateway {\n metrics_label project\n}", "usage: metrics_label"},
+		{"label not header", "llm_gateway {\n metrics_label project cookie X\n}", "want 'header'"},
+		{"label bad name", "llm_gateway {\n metrics_label my-label header X\n}", "not a valid Prometheus label name"},
+		{"label builtin", "llm_gateway {\n metrics_label model header X\n}", "built-in label"},
+		{"label bad max", "llm_gateway {\n metrics_label p header X max 0\n}", "max must be a positive integer"},
+		{"label max keyword", "llm_gateway {\n metrics_label p header X cap 5\n}", "want 'max'"},
+		{"label twice", "llm_gateway {\n metrics_label p header X\n metrics_label p header Y\n}", `metrics_label "p" defined twice`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var g Gateway
+			d := caddyfile.NewTestDispenser(tc.in)
+			err := g.UnmarshalCaddyfile(d)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("err = %v, want it to contain %q", err, tc.want)
+			}
+			if !strings.Contains(err.Error(), "Testfile:") {
+				t.Errorf("error %q does not name file and line", err)
+			}
+		})
+	}
+}
+
+// TestAdaptRoundTrip adapts a whole Caddyfile to JSON (as `caddy adapt`
+// does), checks the handler lands in the route without an order line, and
+// decodes the JSON back into the same config.
+func TestAdaptRoundTrip(t *testing.T) {
+	cf := ":8080 {\n" + fullGatewayBlock + "\n}\n"
+	adapter := caddyconfig.GetAdapter("caddyfile")
+	out, warnings, err := adapter.Adapt([]byte(cf), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, w := range warnings {
+		t.Logf("warning: %v", w)
+	}
+	var cfg struct {
+		Apps struct {
+			HTTP struct {
+				Servers map[string]struct {
+					Routes []struct {
+						Handle []json.RawMessage `json:"handle"`
+					} `json:"routes"`
+				} `json:"servers"`
+			} `json:"http"`
+		} `json:"apps"`
+	}
+	if err := json.Unmarshal(out, &cfg); err != nil {
+		t.Fatal(err)
+	}
+	var found *Gateway
+	for _, srv := range cfg.Apps.HTTP.Servers {
+		for _, r := range srv.Routes {
+			for _, h := range r.Handle {
+				var probe struct {
+					Handler string `json:"handler"`
+				}
+				_ = json.Unmarshal(h, &probe)
+				if probe.Handler == "llm_gateway" {
+					found = new(Gateway)
+					if err := json.Unmarshal(h, found); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+		}
+	}
+	if found == nil {
+		t.Fatalf("llm_gateway handler not in adapted config:\n%s", out)
+	}
+	var direct Gateway
+	if err := direct.UnmarshalCaddyfile(caddyfile.NewTestDispenser(fullGatewayBlock)); err != nil {
+		t.Fatal(err)
+	}
+	a, _ := json.Marshal(found)
+	b, _ := json.Marshal(&direct)
+	// The adapter compacts the transport JSON the same way; compare decoded.
+	var av, bv any
+	_ = json.Unmarshal(a, &av)
+	_ = json.Unmarshal(b, &bv)
+	if ja, jb := mustJSON(av), mustJSON(bv); ja != jb {
+		t.Errorf("round trip differs:\nadapted: %s\ndirect:  %s", ja, jb)
+	}
+}
+
+func mustJSON(v any) string {
+	b, _ := json.Marshal(v)
+	return string(b)
+}
+
+// TestExamplesAdapt adapts every Caddyfile shipped in caddyfile-examples.
+func TestExamplesAdapt(t *testing.T) {
+	files, err := filepath.Glob("../caddyfile-examples/*.Caddyfile")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no examples found: %v", err)
+	}
+	for _, f := range files {
+		t.Run(filepath.Base(f), func(t *testing.T) {
+			body, err := os.ReadFile(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			out, _, err := caddyconfig.GetAdapter("caddyfile").Adapt(body, map[string]any{"filename": f})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !strings.Contains(string(out), `"handler":"llm_gateway"`) {
+				t.Fatalf("no llm_gateway handler in %s", out)
+			}
+		})
+	}
+}

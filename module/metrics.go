@@ -1,0 +1,276 @@
+package module
+
+import (
+	"errors"
+	"net/http"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap"
+
+	"github.com/llmgateway/caddy-llm-gateway/governance"
+	"github.com/llmgateway/caddy-llm-gateway/providers/llm"
+)
+
+// baseLabels label every per-request counter.
+var baseLabels = []string{"key", "team", "customer", "provider", "model"}
+
+// metrics are created once per process and registered on every config's
+// registry, so values survive reloads. Their label names are fixed for the
+// life of the process (collectors cannot change them).
+type metrics struct {
+	labelNames []string // baseLabels + metrics_label names
+	usage      *usageCollector
+	rejections *prometheus.CounterVec
+	upstream   *prometheus.HistogramVec
+	ttft       *prometheus.HistogramVec
+	overhead   *prometheus.HistogramVec
+}
+
+var (
+	metricsMu     sync.Mutex
+	globalMetrics *metrics
+)
+
+// provisionMetrics creates the collectors on first use and registers them
+// on this config's registry.
+func provisionMetrics(ctx caddy.Context, extra []*MetricsLabelConfig, logger *zap.Logger) (*metrics, error) {
+	names := slices.Clone(baseLabels)
+	for _, l := range extra {
+		names = append(names, l.Name)
+	}
+	metricsMu.Lock()
+	m := globalMetrics
+	if m == nil {
+		m = newMetrics(names)
+		globalMetrics = m
+	} else if !slices.Equal(m.labelNames, names) {
+		logger.Warn("metrics_label changed: metric label names are fixed for the life of the process; the new labels take effect at the next start",
+			zap.Strings("current", m.labelNames[len(baseLabels):]), zap.Strings("configured", names[len(baseLabels):]))
+	}
+	metricsMu.Unlock()
+
+	reg := ctx.GetMetricsRegistry()
+	if reg == nil {
+		return m, nil
+	}
+	for _, c := range []prometheus.Collector{m.usage, m.rejections, m.upstream, m.ttft, m.overhead} {
+		if err := reg.Register(c); err != nil {
+			var are prometheus.AlreadyRegisteredError
+			if !errors.As(err, &are) {
+				return nil, err
+			}
+		}
+	}
+	return m, nil
+}
+
+// latencyBuckets span a fast local model to a long Claude turn.
+var latencyBuckets = []float64{0.05, 0.1, 0.25, 0.5, 1, 2, 4, 8, 15, 30, 60, 120, 300}
+
+// overheadBuckets are for the gateway's own work: microseconds to milliseconds.
+var overheadBuckets = []float64{0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05}
+
+func newMetrics(labelNames []string) *metrics {
+	pm := []string{"provider", "model"}
+	return &metrics{
+		labelNames: labelNames,
+		usage:      newUsageCollector(labelNames),
+		rejections: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "llm_gateway_rejections_total",
+			Help: "Requests the gateway refused itself, by reason.",
+		}, []string{"reason"}),
+		upstream: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "llm_gateway_upstream_latency_seconds",
+			Help:    "Time from sending a request upstream to receiving the response headers.",
+			Buckets: latencyBuckets,
+		}, pm),
+		ttft: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "llm_gateway_time_to_first_token_seconds",
+			Help:    "Time from the request's arrival to the first generated content passing to the client.",
+			Buckets: latencyBuckets,
+		}, pm),
+		overhead: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "llm_gateway_overhead_seconds",
+			Help:    "Time the gateway spent on a request itself, not waiting on the provider or the client.",
+			Buckets: overheadBuckets,
+		}, pm),
+	}
+}
+
+// tokenTypes are the values of llm_gateway_tokens_total's type label.
+var tokenTypes = [...]string{"input", "output", "cache_read", "cache_write_5m", "cache_write_1h"}
+
+// series is one label combination's running values. Money is kept as
+// integer nano-dollars and converted only when scraped, so the metric
+// equals the ledger to the nano-dollar.
+type series struct {
+	labels   []string
+	requests atomic.Int64
+	unpriced atomic.Int64
+	tokens   [len(tokenTypes)]atomic.Int64
+	cost     atomic.Int64
+}
+
+// usageCollector is a prometheus.Collector for the per-request counters:
+// requests, tokens by type, cost and unpriced requests. One map lookup finds
+// every counter of a request.
+type usageCollector struct {
+	mu                               sync.RWMutex
+	series                           map[string]*series
+	requests, tokens, cost, unpriced *prometheus.Desc
+}
+
+func newUsageCollector(labels []string) *usageCollector {
+	withType := append(slices.Clone(labels), "type")
+	return &usageCollector{
+		series:   map[string]*series{},
+		requests: prometheus.NewDesc("llm_gateway_requests_total", "Requests attributed to a key, by provider and model.", labels, nil),
+		tokens:   prometheus.NewDesc("llm_gateway_tokens_total", "Tokens used, by type (input, output, cache_read, cache_write_5m, cache_write_1h).", withType, nil),
+		cost:     prometheus.NewDesc("llm_gateway_cost_usd_total", "Cost in US dollars, exact to the nano-dollar.", labels, nil),
+		unpriced: prometheus.NewDesc("llm_gateway_unpriced_requests_total", "Requests for models without a price (charged 0).", labels, nil),
+	}
+}
+
+// Describe implements prometheus.Collector.
+func (c *usageCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- c.requests
+	ch <- c.tokens
+	ch <- c.cost
+	ch <- c.unpriced
+}
+
+// Collect implements prometheus.Collector.
+func (c *usageCollector) Collect(ch chan<- prometheus.Metric) {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	for _, s := range c.series {
+		ch <- prometheus.MustNewConstMetric(c.requests, prometheus.CounterValue, float64(s.requests.Load()), s.labels...)
+		ch <- prometheus.MustNewConstMetric(c.cost, prometheus.CounterValue, governance.Money(s.cost.Load()).USD(), s.labels...)
+		if n := s.unpriced.Load(); n > 0 {
+			ch <- prometheus.MustNewConstMetric(c.unpriced, prometheus.CounterValue, float64(n), s.labels...)
+		}
+		lv := append(slices.Clone(s.labels), "")
+		for i, t := range tokenTypes {
+			lv[len(lv)-1] = t
+			ch <- prometheus.MustNewConstMetric(c.tokens, prometheus.CounterValue, float64(s.tokens[i].Load()), lv...)
+		}
+	}
+}
+
+// get finds or creates the series for a label combination. The lookup
+// allocates nothing when the series exists.
+func (c *usageCollector) get(values []string) *series {
+	var buf [256]byte
+	k := buf[:0]
+	for _, v := range values {
+		k = append(k, v...)
+		k = append(k, 0xff)
+	}
+	c.mu.RLock()
+	s := c.series[string(k)]
+	c.mu.RUnlock()
+	if s != nil {
+		return s
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if s = c.series[string(k)]; s == nil {
+		s = &series{labels: slices.Clone(values)}
+		c.series[string(k)] = s
+	}
+	return s
+}
+
+// add counts one request.
+func (s *series) add(u llm.Usage, cost governance.Money, priced bool) {
+	s.requests.Add(1)
+	if !priced {
+		s.unpriced.Add(1)
+	}
+	for i, n := range [len(tokenTypes)]int64{u.InputTokens, u.OutputTokens, u.CacheReadTokens, u.CacheWrite5mTokens, u.CacheWrite1hTokens} {
+		if n != 0 {
+			s.tokens[i].Add(n)
+		}
+	}
+	if cost != 0 {
+		s.cost.Add(int64(cost))
+	}
+}
+
+// OtherLabelValue replaces header label values past a label's cap.
+const OtherLabelValue = "_other"
+
+// DefaultMetricsLabelMax is the default cap on a header label's values.
+const DefaultMetricsLabelMax = 100
+
+// labelResolver turns request headers into the configured extra label
+// values, keeping each label's cardinality under its cap. The sets of seen
+// values are process-wide, like the series they create.
+type labelResolver struct {
+	labels []*headerLabel
+}
+
+type headerLabel struct {
+	header string
+	max    int
+	seen   *sync.Map // value → struct{}
+	count  *atomic.Int64
+}
+
+var (
+	labelSetsMu sync.Mutex
+	labelSets   = map[string]*headerLabel{}
+)
+
+func newLabelResolver(cfg []*MetricsLabelConfig) *labelResolver {
+	r := &labelResolver{}
+	labelSetsMu.Lock()
+	defer labelSetsMu.Unlock()
+	for _, c := range cfg {
+		max := c.Max
+		if max <= 0 {
+			max = DefaultMetricsLabelMax
+		}
+		shared := labelSets[c.Name]
+		if shared == nil {
+			shared = &headerLabel{seen: new(sync.Map), count: new(atomic.Int64)}
+			labelSets[c.Name] = shared
+		}
+		r.labels = append(r.labels, &headerLabel{header: http.CanonicalHeaderKey(c.Header), max: max, seen: shared.seen, count: shared.count})
+	}
+	return r
+}
+
+// appendValues appends one value per configured label.
+func (r *labelResolver) appendValues(dst []string, h http.Header) []string {
+	for _, l := range r.labels {
+		dst = append(dst, l.value(h))
+	}
+	return dst
+}
+
+func (l *headerLabel) value(h http.Header) string {
+	v := ""
+	if vs := h[l.header]; len(vs) > 0 {
+		v = strings.TrimSpace(vs[0])
+	}
+	if len(v) > 128 {
+		v = v[:128]
+	}
+	if _, ok := l.seen.Load(v); ok {
+		return v
+	}
+	if l.count.Add(1) > int64(l.max) {
+		l.count.Add(-1)
+		return OtherLabelValue
+	}
+	if _, loaded := l.seen.LoadOrStore(v, struct{}{}); loaded {
+		l.count.Add(-1)
+	}
+	return v
+}

@@ -1,0 +1,386 @@
+package module
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"go.uber.org/zap"
+
+	"github.com/llmgateway/caddy-llm-gateway/governance"
+	"github.com/llmgateway/caddy-llm-gateway/providers"
+	"github.com/llmgateway/caddy-llm-gateway/providers/llm"
+)
+
+// ServeHTTP runs the pipeline: recognise the surface, authenticate the
+// virtual key, read the body once, authorise the model, route, forward with
+// fallback before the first byte, relay while metering, and settle.
+func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.Handler) error {
+	start := time.Now()
+	st := g.state
+	secret := credential(r.Header)
+	if r.Method == http.MethodHead {
+		w.WriteHeader(http.StatusOK)
+		return nil
+	}
+	rec := llm.Recognize(r.Method, r.URL.EscapedPath(), r.Header.Get("Anthropic-Version") != "")
+	dialect := rec.Surface.Dialect()
+	if rec.Surface == llm.SurfaceUnknown {
+		dialect = dialectOfPath(r.URL.Path)
+		st.reject(w, dialect, "not_found", llm.ErrNotFound, fmt.Sprintf("%s %s is not an API this gateway serves", r.Method, r.URL.Path))
+		return nil
+	}
+
+	key := st.registry.Authenticate(secret)
+	if key == nil {
+		st.reject(w, dialect, "auth", llm.ErrAuthentication, "invalid or missing virtual key (send it as Authorization: Bearer or x-api-key)")
+		return nil
+	}
+	if !st.store.tryAcquire() {
+		st.reject(w, dialect, "unavailable", llm.ErrOverloaded, "the gateway is reloading; retry")
+		return nil
+	}
+	defer st.store.release()
+
+	x := &exchange{st: st, w: w, r: r, key: key, start: start, surface: rec.Surface, dialect: dialect}
+	switch rec.Surface {
+	case llm.SurfaceAnthropicModels, llm.SurfaceOpenAIModels:
+		x.serveModels(rec.PathModel)
+		return nil
+	}
+
+	body, err := readBody(r, st.maxBody)
+	defer putBuffer(body)
+	if err != nil {
+		if errors.Is(err, errTooLarge) {
+			x.refuse("too_large", llm.ErrTooLarge, fmt.Sprintf("request body exceeds the gateway's limit of %d bytes", st.maxBody))
+		} else {
+			x.refuse("invalid_request", llm.ErrInvalidRequest, "could not read the request body: "+err.Error())
+		}
+		return nil
+	}
+	fields, err := llm.ParseBody(body.Bytes())
+	if err != nil {
+		x.refuse("invalid_request", llm.ErrInvalidRequest, "malformed JSON body: "+err.Error())
+		return nil
+	}
+	model := fields.Model
+	if rec.PathModel != "" {
+		model = rec.PathModel
+	}
+	if model == "" {
+		x.refuse("invalid_request", llm.ErrInvalidRequest, "model: field required")
+		return nil
+	}
+	x.requested = model
+	x.model = llm.CanonicalModel(model)
+	if !key.Allows(x.model) {
+		x.refuse("model", llm.ErrPermission, fmt.Sprintf("key %s may not use model %s", key.Name, x.model))
+		return nil
+	}
+	x.stream = fields.Stream || rec.Surface == llm.SurfaceBedrockInvokeStream || rec.Surface == llm.SurfaceVertexStreamRawPredict
+	call := &llm.Call{
+		Surface:        rec.Surface,
+		Model:          model,
+		CanonicalModel: x.model,
+		Stream:         x.stream,
+		MaxTokens:      fields.MaxTokens,
+		Body:           body.Bytes(),
+		Header:         r.Header,
+		RawQuery:       r.URL.RawQuery,
+		PathSuffix:     rec.Suffix,
+	}
+	x.forward(call)
+	return nil
+}
+
+// exchange is one request's progress through the pipeline.
+type exchange struct {
+	st        *state
+	w         http.ResponseWriter
+	r         *http.Request
+	key       *governance.Key
+	start     time.Time
+	surface   llm.Surface
+	dialect   llm.Dialect
+	requested string
+	model     string
+	stream    bool
+	provider  string
+	attempts  int
+}
+
+// forward tries the route's providers in order, falling back on connection
+// errors and retryable statuses until a response is relayed.
+func (x *exchange) forward(call *llm.Call) {
+	var buf [4]providers.Provider
+	cands := x.st.router.Candidates(buf[:0], call.Surface, call.CanonicalModel)
+	if len(cands) == 0 {
+		x.refuse("no_route", llm.ErrNotFound, fmt.Sprintf("no provider serves model %s on %s", call.Model, call.Surface))
+		return
+	}
+	ctx := x.r.Context()
+	var lastErr error
+	for i, p := range cands {
+		x.attempts++
+		sent := time.Now()
+		resp, err := p.Send(ctx, call)
+		if err != nil {
+			lastErr = fmt.Errorf("provider %s: %w", p.Name(), err)
+			if ctx.Err() != nil {
+				break
+			}
+			continue
+		}
+		headers := time.Now()
+		if providers.Retryable(resp.StatusCode) && i < len(cands)-1 {
+			_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+			_ = resp.Body.Close()
+			lastErr = fmt.Errorf("provider %s answered %d", p.Name(), resp.StatusCode)
+			continue
+		}
+		x.provider = p.Name()
+		res := p.Relay(x.w, resp, call)
+		if res.ClientErr == nil && ctx.Err() != nil {
+			res.ClientErr = context.Cause(ctx)
+		}
+		x.settle(res, sent, headers)
+		if res.UpstreamErr != nil && res.ClientErr == nil && !res.Usage.Complete {
+			// The upstream died mid-response: make the client see a
+			// truncated response (connection aborted, no final chunk)
+			// rather than a clean end it might take for a complete one.
+			// Caddy still writes the access log (a deferred call).
+			panic(http.ErrAbortHandler)
+		}
+		return
+	}
+	if ctx.Err() != nil {
+		// The client went away before any provider answered.
+		x.record(499, llm.Usage{}, 0, true)
+		return
+	}
+	msg := "upstream unreachable"
+	if lastErr != nil {
+		msg += ": " + lastErr.Error()
+	}
+	x.refuse("upstream", llm.ErrBadGateway, msg)
+}
+
+// settle prices what the relay metered and records it everywhere: store,
+// metrics and the access log.
+func (x *exchange) settle(res providers.Result, sent, headers time.Time) {
+	relayEnd := time.Now()
+	usage := res.Usage
+	if !x.surface.Billable() {
+		usage = llm.Usage{}
+	}
+	var cost governance.Money
+	price := x.st.registry.Prices.Lookup(x.model)
+	if price != nil {
+		cost = price.Cost(usage)
+	} else if x.surface.Billable() {
+		warnUnpriced(x.st.logger, x.model)
+	}
+	x.record(res.Status, usage, cost, price != nil || !x.surface.Billable())
+
+	m := x.st.metrics
+	pm := [2]string{x.provider, x.model}
+	m.upstream.WithLabelValues(pm[:]...).Observe(headers.Sub(sent).Seconds())
+	if !res.FirstToken.IsZero() {
+		m.ttft.WithLabelValues(pm[:]...).Observe(res.FirstToken.Sub(x.start).Seconds())
+	}
+	if elf, ok := x.r.Context().Value(caddyhttp.ExtraLogFieldsCtxKey).(*caddyhttp.ExtraLogFields); ok {
+		elf.Add(zap.Bool("llm.complete", res.Usage.Complete))
+		if res.ErrorType != "" {
+			elf.Add(zap.String("llm.error_type", res.ErrorType))
+		}
+		if res.UpstreamErr != nil {
+			elf.Add(zap.String("llm.upstream_error", res.UpstreamErr.Error()))
+		}
+		if res.ClientErr != nil {
+			elf.Add(zap.Bool("llm.client_gone", true))
+		}
+	}
+	m.overhead.WithLabelValues(pm[:]...).Observe((sent.Sub(x.start) + time.Since(relayEnd)).Seconds())
+}
+
+// record charges a finished request: one ledger row, the running totals,
+// the counters, and the access-log fields.
+func (x *exchange) record(status int, usage llm.Usage, cost governance.Money, priced bool) {
+	now := time.Now()
+	rec := governance.Record{
+		Time:           x.start,
+		Key:            x.key.Name,
+		Team:           x.key.TeamName(),
+		Customer:       x.key.CustomerName(),
+		Provider:       x.provider,
+		Model:          x.model,
+		RequestedModel: x.requested,
+		Surface:        x.surface.String(),
+		Status:         status,
+		Stream:         x.stream,
+		Usage:          usage,
+		Cost:           cost,
+		SessionID:      x.r.Header.Get("X-Claude-Code-Session-Id"),
+		Duration:       now.Sub(x.start),
+	}
+	x.st.store.Record(&rec)
+
+	var lv [16]string
+	values := append(lv[:0], rec.Key, rec.Team, rec.Customer, rec.Provider, rec.Model)
+	values = x.st.labels.appendValues(values, x.r.Header)
+	x.st.metrics.usage.get(values).add(usage, cost, priced)
+
+	if elf, ok := x.r.Context().Value(caddyhttp.ExtraLogFieldsCtxKey).(*caddyhttp.ExtraLogFields); ok {
+		elf.Add(zap.String("llm.key", rec.Key))
+		if rec.Team != "" {
+			elf.Add(zap.String("llm.team", rec.Team))
+		}
+		if rec.Customer != "" {
+			elf.Add(zap.String("llm.customer", rec.Customer))
+		}
+		elf.Add(zap.String("llm.surface", rec.Surface))
+		if rec.Model != "" {
+			elf.Add(zap.String("llm.model", rec.Model))
+		}
+		if rec.Provider != "" {
+			elf.Add(zap.String("llm.provider", rec.Provider))
+			elf.Add(zap.Int("llm.attempts", x.attempts))
+		}
+		for _, f := range [...]zap.Field{
+			zap.Int64("llm.input_tokens", usage.InputTokens),
+			zap.Int64("llm.output_tokens", usage.OutputTokens),
+			zap.Int64("llm.cache_read_tokens", usage.CacheReadTokens),
+			zap.Int64("llm.cache_write_5m_tokens", usage.CacheWrite5mTokens),
+			zap.Int64("llm.cache_write_1h_tokens", usage.CacheWrite1hTokens),
+			zap.Float64("llm.cost_usd", cost.USD()),
+			zap.Int64("llm.cost_nano_usd", int64(cost)),
+		} {
+			elf.Add(f)
+		}
+		if usage.WebSearchRequests > 0 {
+			elf.Add(zap.Int64("llm.web_search_requests", usage.WebSearchRequests))
+		}
+		if usage.OutputEstimated {
+			elf.Add(zap.Bool("llm.output_estimated", true))
+		}
+	}
+}
+
+// refuse answers a request the gateway itself turns down after the key is
+// known: it is attributed (ledger, request counter) and counted by reason.
+func (x *exchange) refuse(reason string, kind llm.ErrorKind, msg string) {
+	x.st.reject(x.w, x.dialect, reason, kind, msg)
+	x.record(llm.ErrorStatus(x.dialect, kind), llm.Usage{}, 0, true)
+}
+
+// reject writes the error and counts the rejection.
+func (st *state) reject(w http.ResponseWriter, d llm.Dialect, reason string, kind llm.ErrorKind, msg string) {
+	st.metrics.rejections.WithLabelValues(reason).Inc()
+	llm.WriteError(w, d, kind, msg)
+}
+
+// serveModels answers GET …/v1/models[/{id}] from the price table: the priced
+// models some provider routes and the key may use.
+func (x *exchange) serveModels(id string) {
+	chat := []llm.Surface{llm.SurfaceAnthropicMessages, llm.SurfaceOpenAIChat, llm.SurfaceOpenAIResponses, llm.SurfaceOpenAIEmbeddings}
+	usable := func(m string) bool { return x.key.Allows(m) && x.st.router.Routable(m, chat...) }
+	if id != "" {
+		c := llm.CanonicalModel(id)
+		if !usable(c) || x.st.registry.Prices.Lookup(c) == nil {
+			x.refuse("not_found", llm.ErrNotFound, "model "+id+" not found")
+			return
+		}
+		x.model = c
+		llm.WriteModel(x.w, x.surface, c)
+		x.record(http.StatusOK, llm.Usage{}, 0, true)
+		return
+	}
+	var ids []string
+	for _, m := range x.st.registry.Prices.Models() {
+		if usable(m) {
+			ids = append(ids, m)
+		}
+	}
+	llm.WriteModelList(x.w, x.surface, ids)
+	x.record(http.StatusOK, llm.Usage{}, 0, true)
+}
+
+// credential finds the virtual key where clients put it: Authorization:
+// Bearer (Claude Code's ANTHROPIC_AUTH_TOKEN), x-api-key (ANTHROPIC_API_KEY),
+// api-key (Azure style) or x-goog-api-key. Families never forward these.
+func credential(h http.Header) string {
+	if v := h.Get("Authorization"); len(v) > 7 && strings.EqualFold(v[:7], "bearer ") {
+		return strings.TrimSpace(v[7:])
+	}
+	for _, name := range [...]string{"X-Api-Key", "Api-Key", "X-Goog-Api-Key"} {
+		if v := h.Get(name); v != "" {
+			return strings.TrimSpace(v)
+		}
+	}
+	return ""
+}
+
+// dialectOfPath guesses the error shape for a path no surface matched.
+func dialectOfPath(p string) llm.Dialect {
+	switch {
+	case strings.Contains(p, "/chat/") || strings.Contains(p, "/embeddings") || strings.Contains(p, "/responses") || strings.Contains(p, "/openai/"):
+		return llm.DialectOpenAI
+	case strings.Contains(p, "/model/"):
+		return llm.DialectBedrock
+	case strings.Contains(p, "/publishers/"):
+		return llm.DialectVertex
+	}
+	return llm.DialectAnthropic
+}
+
+var errTooLarge = errors.New("request body too large")
+
+var bodyPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+// maxPooledBody keeps huge bodies out of the pool.
+const maxPooledBody = 4 << 20
+
+// readBody reads the whole request body, at most limit bytes, into a pooled
+// buffer the caller returns with putBuffer.
+func readBody(r *http.Request, limit int64) (*bytes.Buffer, error) {
+	b := bodyPool.Get().(*bytes.Buffer)
+	b.Reset()
+	if r.ContentLength > limit {
+		return b, errTooLarge
+	}
+	if r.ContentLength > 0 {
+		b.Grow(int(r.ContentLength))
+	}
+	n, err := b.ReadFrom(io.LimitReader(r.Body, limit+1))
+	if err != nil {
+		return b, err
+	}
+	if n > limit {
+		return b, errTooLarge
+	}
+	return b, nil
+}
+
+func putBuffer(b *bytes.Buffer) {
+	if b.Cap() <= maxPooledBody {
+		bodyPool.Put(b)
+	}
+}
+
+// unpricedWarned remembers the models already warned about, process-wide.
+var unpricedWarned sync.Map
+
+func warnUnpriced(logger *zap.Logger, model string) {
+	if _, seen := unpricedWarned.LoadOrStore(model, struct{}{}); !seen {
+		logger.Warn("model has no price: requests are forwarded and counted in tokens but charged 0; add a price line",
+			zap.String("model", model))
+	}
+}

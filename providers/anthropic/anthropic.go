@@ -1,0 +1,392 @@
+// Package anthropic is the Anthropic API family: it forwards Messages and
+// count_tokens calls to api.anthropic.com (or any server speaking the same
+// API) with the provider's own key, and relays the response byte-for-byte
+// while metering its usage. It never imports Caddy: the module hands it a
+// round tripper.
+package anthropic
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"mime"
+	"net/http"
+	"net/textproto"
+	"net/url"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/llmgateway/caddy-llm-gateway/providers"
+	"github.com/llmgateway/caddy-llm-gateway/providers/llm"
+	"github.com/llmgateway/caddy-llm-gateway/providers/stream"
+)
+
+// DefaultBaseURL is the Anthropic API's base URL, without the /v1 version
+// segment (the convention of Anthropic's SDKs).
+const DefaultBaseURL = "https://api.anthropic.com"
+
+// DefaultVersion is the anthropic-version header sent when the client sent
+// none.
+const DefaultVersion = "2023-06-01"
+
+// Limits on what Relay keeps of a response body besides relaying it.
+const (
+	// MaxErrorCopy is how much of an error response body is kept to read
+	// its error.type.
+	MaxErrorCopy = 64 << 10
+	// MaxBodyCopy is how much of a non-streamed success body is kept to read
+	// its usage; past it the body is still relayed but not metered.
+	MaxBodyCopy = 32 << 20
+)
+
+// Config configures one Anthropic provider.
+type Config struct {
+	// Name is the provider's configured name.
+	Name string
+	// BaseURL is where the API lives, without /v1 (DefaultBaseURL when
+	// empty). A path prefix is kept ("https://gw.example.com/anthropic").
+	BaseURL string
+	// APIKeys are the provider's keys, used round-robin, one per request.
+	APIKeys []string
+	// Transport sends the upstream requests (the module passes Caddy's
+	// pooled HTTP transport). Required.
+	Transport http.RoundTripper
+	// Now is the clock for time-to-first-token; nil means time.Now.
+	Now func() time.Time
+}
+
+// Provider is an Anthropic-family providers.Provider. It is safe for
+// concurrent use.
+type Provider struct {
+	name      string
+	base      string // scheme://host/prefix, no trailing slash
+	host      string // for error messages
+	keys      []string
+	next      atomic.Uint64
+	transport http.RoundTripper
+	now       func() time.Time
+}
+
+var _ providers.Provider = (*Provider)(nil)
+
+// New validates cfg and returns the provider: at least one non-empty key
+// without whitespace or control characters, a Transport, and an absolute
+// http or https base URL without query, fragment or user info.
+func New(cfg Config) (*Provider, error) {
+	if len(cfg.APIKeys) == 0 {
+		return nil, fmt.Errorf("anthropic provider %q: at least one api key is required", cfg.Name)
+	}
+	for i, k := range cfg.APIKeys {
+		if k == "" || strings.ContainsFunc(k, func(r rune) bool { return r <= ' ' || r == 0x7f }) {
+			return nil, fmt.Errorf("anthropic provider %q: api key #%d is empty or holds whitespace or control characters", cfg.Name, i+1)
+		}
+	}
+	if cfg.Transport == nil {
+		return nil, fmt.Errorf("anthropic provider %q: a transport is required", cfg.Name)
+	}
+	base := cfg.BaseURL
+	if base == "" {
+		base = DefaultBaseURL
+	}
+	u, err := url.Parse(base)
+	if err != nil {
+		return nil, fmt.Errorf("anthropic provider %q: base_url: %w", cfg.Name, err)
+	}
+	switch {
+	case u.Scheme != "http" && u.Scheme != "https":
+		return nil, fmt.Errorf("anthropic provider %q: base_url %q: scheme must be http or https", cfg.Name, base)
+	case u.Host == "":
+		return nil, fmt.Errorf("anthropic provider %q: base_url %q has no host", cfg.Name, base)
+	case u.RawQuery != "" || u.ForceQuery:
+		return nil, fmt.Errorf("anthropic provider %q: base_url %q must not have a query", cfg.Name, base)
+	case u.Fragment != "":
+		return nil, fmt.Errorf("anthropic provider %q: base_url %q must not have a fragment", cfg.Name, base)
+	case u.User != nil:
+		return nil, fmt.Errorf("anthropic provider %q: base_url must not hold credentials", cfg.Name)
+	}
+	now := cfg.Now
+	if now == nil {
+		now = time.Now
+	}
+	return &Provider{
+		name:      cfg.Name,
+		base:      u.Scheme + "://" + u.Host + strings.TrimRight(u.EscapedPath(), "/"),
+		host:      u.Host,
+		keys:      append([]string(nil), cfg.APIKeys...),
+		transport: cfg.Transport,
+		now:       now,
+	}, nil
+}
+
+// Name is the provider's configured name.
+func (p *Provider) Name() string { return p.name }
+
+// Family is "anthropic".
+func (p *Provider) Family() string { return "anthropic" }
+
+// Serves reports true for the Messages and count_tokens surfaces (models
+// are listed by the gateway itself).
+func (p *Provider) Serves(s llm.Surface) bool {
+	return s == llm.SurfaceAnthropicMessages || s == llm.SurfaceAnthropicCountTokens
+}
+
+// strippedRequest are inbound headers never forwarded upstream: hop-by-hop
+// headers, those the transport sets itself, the client's credentials (the
+// gateway's virtual key), cookies, and Accept-Encoding (the meter reads
+// plain bytes; identity is asked for instead). Expect is dropped because
+// the gateway already read the body.
+var strippedRequest = map[string]bool{
+	"Host":                true,
+	"Content-Length":      true,
+	"Authorization":       true,
+	"X-Api-Key":           true,
+	"Api-Key":             true,
+	"X-Goog-Api-Key":      true,
+	"Proxy-Authorization": true,
+	"Cookie":              true,
+	"Accept-Encoding":     true,
+	"Expect":              true,
+}
+
+// defaultSuffix is the upstream path of a surface when the call carries
+// none.
+func defaultSuffix(s llm.Surface) string {
+	if s == llm.SurfaceAnthropicCountTokens {
+		return "/v1/messages/count_tokens"
+	}
+	return "/v1/messages"
+}
+
+// Send forwards the call: POST BaseURL + call.PathSuffix (+ "?" +
+// call.RawQuery), the body byte-for-byte (rewindable, so the transport may
+// retry it on a dead keep-alive connection), every inbound header except
+// hop-by-hop ones, Host, Content-Length, Expect, Cookie, Accept-Encoding and
+// the client's credentials (Authorization, X-Api-Key, Api-Key,
+// X-Goog-Api-Key, Proxy-Authorization). It sets x-api-key to the next
+// provider key (round-robin), Accept-Encoding: identity, and
+// anthropic-version: 2023-06-01 when the client sent none. No timeout is
+// set beyond ctx: streams are long, and the transport's dial and
+// response-header timeouts apply. Redirects are not followed. Errors name the
+// upstream host only, never a header.
+func (p *Provider) Send(ctx context.Context, call *llm.Call) (*http.Response, error) {
+	if !p.Serves(call.Surface) {
+		return nil, fmt.Errorf("anthropic provider %q does not serve the %s surface", p.name, call.Surface)
+	}
+	suffix := call.PathSuffix
+	if suffix == "" {
+		suffix = defaultSuffix(call.Surface)
+	} else if suffix[0] != '/' {
+		suffix = "/" + suffix
+	}
+	target := p.base + suffix
+	if call.RawQuery != "" {
+		target += "?" + call.RawQuery
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, target, bytes.NewReader(call.Body))
+	if err != nil {
+		return nil, fmt.Errorf("anthropic provider %q: bad upstream URL for path %q", p.name, suffix)
+	}
+	key := p.keys[(p.next.Add(1)-1)%uint64(len(p.keys))]
+	req.Header = forwardHeaders(call.Header)
+	req.Header["X-Api-Key"] = []string{key}
+	req.Header["Accept-Encoding"] = []string{"identity"}
+	if len(req.Header["Anthropic-Version"]) == 0 {
+		req.Header["Anthropic-Version"] = []string{DefaultVersion}
+	}
+	resp, err := p.transport.RoundTrip(req)
+	if err != nil {
+		return nil, newUpstreamError(p.name, p.host, err, key)
+	}
+	return resp, nil
+}
+
+// forwardHeaders copies the inbound headers to forward into a new header,
+// canonicalising names and sharing one backing array for all values.
+func forwardHeaders(in http.Header) http.Header {
+	var listed []string // names in the client's Connection header
+	for _, v := range in["Connection"] {
+		for f := range strings.SplitSeq(v, ",") {
+			if f = strings.TrimSpace(f); f != "" {
+				listed = append(listed, textproto.CanonicalMIMEHeaderKey(f))
+			}
+		}
+	}
+	n := 0
+	for _, vv := range in {
+		n += len(vv)
+	}
+	out := make(http.Header, len(in)+3)
+	values := make([]string, 0, n)
+outer:
+	for k, vv := range in {
+		ck := textproto.CanonicalMIMEHeaderKey(k)
+		if strippedRequest[ck] || stream.IsHopByHop(ck) || len(vv) == 0 {
+			continue
+		}
+		for _, l := range listed {
+			if l == ck {
+				continue outer
+			}
+		}
+		start := len(values)
+		values = append(values, vv...)
+		if prev, dup := out[ck]; dup { // two spellings of one name
+			out[ck] = append(prev[:len(prev):len(prev)], values[start:]...)
+			continue
+		}
+		out[ck] = values[start:len(values):len(values)]
+	}
+	return out
+}
+
+// UpstreamError is a failure to get a response from the upstream (dial,
+// TLS, timeout, reset, cancellation). Its message names the provider and the
+// upstream host only: no URL path or query, no header, no key.
+type UpstreamError struct {
+	// Provider is the provider's configured name.
+	Provider string
+	// Host is the upstream host (and port, when the base URL has one).
+	Host string
+	// Err is the round tripper's error.
+	Err error
+
+	msg string
+}
+
+// newUpstreamError describes err, redacting key should a transport ever
+// echo it (Go's does not), so that the struct never holds the key.
+func newUpstreamError(provider, host string, err error, key string) *UpstreamError {
+	var msg string
+	var ue *url.Error
+	switch {
+	case errors.Is(err, context.Canceled):
+		msg = "request canceled"
+	case errors.Is(err, context.DeadlineExceeded):
+		msg = "deadline exceeded"
+	case errors.As(err, &ue):
+		msg = ue.Err.Error()
+	default:
+		msg = err.Error()
+	}
+	msg = strings.ReplaceAll(msg, key, "[redacted]")
+	return &UpstreamError{
+		Provider: provider,
+		Host:     host,
+		Err:      err,
+		msg:      fmt.Sprintf("anthropic provider %q: upstream %s: %s", provider, host, msg),
+	}
+}
+
+// Error implements error.
+func (e *UpstreamError) Error() string { return e.msg }
+
+// Unwrap returns the transport's error, for errors.Is and errors.As
+// (net.Error timeouts, context cancellation).
+func (e *UpstreamError) Unwrap() error { return e.Err }
+
+// copyPool holds the buffers Relay keeps response copies in.
+var copyPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+// sseMeters are reused stream meters.
+var sseMeters = sync.Pool{New: func() any { return new(stream.AnthropicSSE) }}
+
+// keepPooled is the largest copy buffer returned to the pool.
+const keepPooled = 1 << 20
+
+// Relay writes resp to w: headers (stream.CopyResponseHeaders; an exact
+// Content-Length is kept for bodies passed through whole) and status, then
+// the body as it arrives, flushing every read.
+//
+// Error statuses pass their body through unmodified (clients match on the
+// upstream's wording), keeping up to MaxErrorCopy bytes to report
+// error.type; usage is zero. A 2xx text/event-stream body is metered event by
+// event as it passes; any other 2xx body is copied (up to MaxBodyCopy) and
+// its usage read at the end. Relay always closes resp.Body and returns what
+// was metered, however the body ended.
+func (p *Provider) Relay(w http.ResponseWriter, resp *http.Response, call *llm.Call) providers.Result {
+	defer resp.Body.Close()
+	res := providers.Result{Status: resp.StatusCode}
+	ok := resp.StatusCode >= 200 && resp.StatusCode < 300
+	sse := ok && isEventStream(resp.Header.Get("Content-Type"))
+
+	h := w.Header()
+	stream.CopyResponseHeaders(h, resp.Header)
+	if !sse {
+		stream.KeepContentLength(h, resp)
+	}
+	w.WriteHeader(resp.StatusCode)
+	flush := stream.Flusher(w)
+
+	switch {
+	case sse:
+		// Send the headers now: the client learns the stream began even if
+		// the upstream is slow to produce its first event. A failure shows
+		// again at the first write, after the meter has read that chunk.
+		_ = flush()
+		m := sseMeters.Get().(*stream.AnthropicSSE)
+		m.Reset()
+		m.Meter.Now = p.now
+		res.BytesWritten, res.UpstreamErr, res.ClientErr = stream.Pump(w, flush, resp.Body, m.Feed)
+		res.Usage = m.Meter.Usage()
+		res.FirstToken = m.Meter.FirstToken()
+		res.ErrorType = m.Meter.ErrorType()
+		m.Meter.Now = nil
+		m.Reset()
+		sseMeters.Put(m)
+
+	default:
+		limit := MaxErrorCopy
+		if ok {
+			limit = MaxBodyCopy
+		}
+		buf := copyPool.Get().(*bytes.Buffer)
+		buf.Reset()
+		over := false
+		var first time.Time
+		keep := func(b []byte) {
+			if first.IsZero() {
+				first = p.now()
+			}
+			if over {
+				return
+			}
+			if buf.Len()+len(b) > limit {
+				over = true
+				return
+			}
+			buf.Write(b)
+		}
+		res.BytesWritten, res.UpstreamErr, res.ClientErr = stream.Pump(w, flush, resp.Body, keep)
+		if ok {
+			res.FirstToken = first
+			var m stream.AnthropicMeter
+			if !over && m.Body(buf.Bytes()) == nil {
+				res.Usage = m.Usage()
+				if res.UpstreamErr != nil {
+					res.Usage.Complete = false
+				}
+			}
+		} else {
+			res.ErrorType = stream.ErrorType(buf.Bytes())
+		}
+		if buf.Cap() <= keepPooled {
+			copyPool.Put(buf)
+		}
+	}
+	return res
+}
+
+// isEventStream reports whether a Content-Type is text/event-stream.
+func isEventStream(ct string) bool {
+	if ct == "" {
+		return false
+	}
+	if strings.HasPrefix(ct, "text/event-stream") && (len(ct) == len("text/event-stream") || ct[len("text/event-stream")] == ';') {
+		return true
+	}
+	mt, _, err := mime.ParseMediaType(ct)
+	return err == nil && mt == "text/event-stream"
+}

@@ -1,0 +1,61 @@
+// Package providers holds the upstream API families, one subpackage each
+// (anthropic today), and the seam they share: a Provider turns an llm.Call
+// into an upstream request and relays the upstream response to the client
+// through a meter that ends with an llm.Usage. Nothing here imports Caddy.
+package providers
+
+import (
+	"context"
+	"net/http"
+	"time"
+
+	"github.com/llmgateway/caddy-llm-gateway/providers/llm"
+)
+
+// Provider is one configured upstream (a "provider <name> { … }" block).
+// Implementations are safe for concurrent use.
+type Provider interface {
+	// Name is the provider's configured name, used in routes, metrics and logs.
+	Name() string
+	// Family is the API family: "anthropic", "bedrock", "vertex", "azure", "openai".
+	Family() string
+	// Serves reports whether the provider can answer calls on a surface.
+	Serves(s llm.Surface) bool
+	// Send forwards the call upstream and returns the response as soon as
+	// its headers arrive, body unread. The caller decides, from the status,
+	// whether to relay it or fall back to another provider (closing it).
+	Send(ctx context.Context, call *llm.Call) (*http.Response, error)
+	// Relay writes resp to the client, status and headers first, then the
+	// body as it arrives, flushing every read, while metering usage. It
+	// always closes resp.Body and always returns the usage seen, whether the
+	// stream completed, was cut by the upstream, or the client went away.
+	Relay(w http.ResponseWriter, resp *http.Response, call *llm.Call) Result
+}
+
+// Result is how a relay ended.
+type Result struct {
+	// Usage is what the meter read (zero for error responses).
+	Usage llm.Usage
+	// Status is the status written to the client.
+	Status int
+	// BytesWritten counts body bytes delivered to the client.
+	BytesWritten int64
+	// FirstToken is when the first generated content passed (the first
+	// content delta of a stream, or the body of a non-streamed response);
+	// zero when none did.
+	FirstToken time.Time
+	// UpstreamErr is set when reading the upstream body failed (a cut).
+	UpstreamErr error
+	// ClientErr is set when writing to the client failed (client gone).
+	ClientErr error
+	// ErrorType is the type of an in-stream error event or of an error
+	// response body ("overloaded_error"), when there was one.
+	ErrorType string
+}
+
+// Retryable reports whether an upstream status, seen before any byte was
+// sent to the client, should make the gateway try the next provider:
+// 429, 500–504 and 529.
+func Retryable(status int) bool {
+	return status == http.StatusTooManyRequests || (status >= 500 && status <= 504) || status == 529
+}

@@ -1,0 +1,322 @@
+package stream
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"time"
+
+	"github.com/llmgateway/caddy-llm-gateway/providers/llm"
+)
+
+// AnthropicMeter accumulates the usage of one Anthropic Messages response,
+// streamed (Event, once per SSE event or decoded Bedrock chunk) or not
+// (Body). It serves every family that speaks Anthropic events: Anthropic,
+// Vertex, Foundry, and Bedrock after its event-stream frames are decoded.
+//
+// Usage starts from message_start's message.usage; every message_delta
+// usage is cumulative and overrides only the fields it carries non-null
+// (deltas are never summed). message_stop marks the stream complete; an
+// error event records its error.type. ping and unknown events are ignored.
+// The text carried by content_block_delta events (text, thinking and
+// partial_json, not signatures) is counted in decoded UTF-8 bytes, without
+// allocating, so that a stream cut before any message_delta is still charged
+// for the output that passed (see Usage).
+//
+// The zero value is ready to use. An AnthropicMeter is not safe for
+// concurrent use.
+type AnthropicMeter struct {
+	// Now is the clock that stamps the first content delta; nil means
+	// time.Now.
+	Now func() time.Time
+
+	input, output, cacheRead, cacheCreation int64
+	split5m, split1h                        int64
+	webSearch                               int64
+	haveSplit                               bool // a cache_creation split was reported
+	final                                   bool // a cumulative output count (message_delta or body) was seen
+	complete                                bool
+	textBytes                               int64
+	firstToken                              time.Time
+	errType                                 string
+	stopReason                              string
+	model                                   string
+}
+
+// anthropicUsage is the wire usage object; pointer fields tell absent and
+// null apart from zero.
+type anthropicUsage struct {
+	InputTokens              *int64 `json:"input_tokens"`
+	OutputTokens             *int64 `json:"output_tokens"`
+	CacheCreationInputTokens *int64 `json:"cache_creation_input_tokens"`
+	CacheReadInputTokens     *int64 `json:"cache_read_input_tokens"`
+	CacheCreation            *struct {
+		Ephemeral5m *int64 `json:"ephemeral_5m_input_tokens"`
+		Ephemeral1h *int64 `json:"ephemeral_1h_input_tokens"`
+	} `json:"cache_creation"`
+	ServerToolUse *struct {
+		WebSearchRequests *int64 `json:"web_search_requests"`
+	} `json:"server_tool_use"`
+}
+
+// Event meters one Anthropic event: typ is the SSE "event" field and data
+// its JSON. When typ is empty (Bedrock chunks carry bare event JSON) the
+// type is read from the data's top-level "type" member. The
+// content_block_delta path, the hot one, does not allocate.
+func (m *AnthropicMeter) Event(typ, data []byte) {
+	if len(typ) == 0 {
+		typ = jsonType(data)
+	}
+	switch string(typ) {
+	case "content_block_delta":
+		m.contentDelta(data)
+	case "message_start":
+		if msg, ok := llm.TopLevelMember(data, "message"); ok {
+			if u, ok := llm.TopLevelMember(msg, "usage"); ok {
+				_, _ = m.overlay(u)
+			}
+			if v, ok := llm.TopLevelMember(msg, "model"); ok {
+				m.model = jsonString(v)
+			}
+		}
+	case "message_delta":
+		if u, ok := llm.TopLevelMember(data, "usage"); ok {
+			if out, err := m.overlay(u); err == nil && out {
+				m.final = true
+			}
+		}
+		if d, ok := llm.TopLevelMember(data, "delta"); ok {
+			if v, ok := llm.TopLevelMember(d, "stop_reason"); ok && v[0] == '"' {
+				m.stopReason = jsonString(v)
+			}
+		}
+	case "message_stop":
+		m.complete = true
+	case "error":
+		m.errType = ErrorType(data)
+		if m.errType == "" {
+			m.errType = "error"
+		}
+	}
+}
+
+// contentDelta counts the text of a content_block_delta and stamps the
+// first one.
+func (m *AnthropicMeter) contentDelta(data []byte) {
+	if m.firstToken.IsZero() {
+		if m.Now != nil {
+			m.firstToken = m.Now()
+		} else {
+			m.firstToken = time.Now()
+		}
+	}
+	at := memberAt(data, "delta")
+	if at < 0 {
+		return
+	}
+	d := data[at:] // the delta object, and whatever follows it
+	var field string
+	switch t := stringAt(d, "type"); string(t) {
+	case `"text_delta"`:
+		field = "text"
+	case `"thinking_delta"`:
+		field = "thinking"
+	case `"input_json_delta"`:
+		field = "partial_json"
+	default:
+		return // signature_delta, citations_delta, unknown kinds
+	}
+	if v := stringAt(d, field); v != nil {
+		if n, ok := decodedLen(v); ok {
+			m.textBytes += int64(n)
+		}
+	}
+}
+
+// jsonType returns the unquoted top-level "type" member of obj (nil when
+// absent, not a plain string, or escaped: event types never are).
+func jsonType(obj []byte) []byte {
+	v := stringAt(obj, "type")
+	if v == nil || bytes.IndexByte(v, '\\') >= 0 {
+		return nil
+	}
+	return v[1 : len(v)-1]
+}
+
+// jsonString decodes a JSON string value; "" when v is not one.
+func jsonString(v []byte) string {
+	if len(v) < 2 || v[0] != '"' {
+		return ""
+	}
+	if bytes.IndexByte(v, '\\') < 0 {
+		return string(v[1 : len(v)-1])
+	}
+	var s string
+	if json.Unmarshal(v, &s) != nil {
+		return ""
+	}
+	return s
+}
+
+// overlay applies the non-null, non-negative fields of a wire usage object
+// and reports whether it carried output_tokens. A usage that does not decode
+// changes nothing.
+func (m *AnthropicMeter) overlay(raw []byte) (hasOutput bool, err error) {
+	var u anthropicUsage
+	if err := json.Unmarshal(raw, &u); err != nil {
+		return false, err
+	}
+	set := func(dst *int64, src *int64) {
+		if src != nil && *src >= 0 { // a negative count would be a refund
+			*dst = *src
+		}
+	}
+	set(&m.input, u.InputTokens)
+	set(&m.output, u.OutputTokens)
+	set(&m.cacheCreation, u.CacheCreationInputTokens)
+	set(&m.cacheRead, u.CacheReadInputTokens)
+	if cc := u.CacheCreation; cc != nil && (cc.Ephemeral5m != nil || cc.Ephemeral1h != nil) {
+		m.haveSplit = true
+		set(&m.split5m, cc.Ephemeral5m)
+		set(&m.split1h, cc.Ephemeral1h)
+	}
+	if st := u.ServerToolUse; st != nil {
+		set(&m.webSearch, st.WebSearchRequests)
+	}
+	return u.OutputTokens != nil, nil
+}
+
+// errNoObject is what Body returns for a body that is not a JSON object.
+var errNoObject = errors.New("stream: response body is not a JSON object")
+
+// Body meters a non-streamed Messages response body: only its top-level
+// "usage" member is decoded (a "usage" nested in content is ignored), plus
+// "model" and "stop_reason". The usage is then final and Complete. A valid
+// JSON object without usage (a count_tokens answer) is complete with zero
+// usage. It returns an error, and leaves the meter incomplete, when b is not
+// a JSON object or its usage does not decode.
+func (m *AnthropicMeter) Body(b []byte) error {
+	u, ok := llm.TopLevelMember(b, "usage")
+	if !ok {
+		if t := bytes.TrimLeft(b, " \t\r\n"); len(t) == 0 || t[0] != '{' || !json.Valid(b) {
+			return errNoObject
+		}
+		m.complete = true
+		return nil
+	}
+	if bytes.Equal(u, []byte("null")) {
+		m.complete = true
+		return nil
+	}
+	if _, err := m.overlay(u); err != nil {
+		return err
+	}
+	m.final = true
+	m.complete = true
+	if v, ok := llm.TopLevelMember(b, "model"); ok {
+		m.model = jsonString(v)
+	}
+	if v, ok := llm.TopLevelMember(b, "stop_reason"); ok {
+		m.stopReason = jsonString(v)
+	}
+	return nil
+}
+
+// Usage returns the usage metered so far. InputTokens are uncached input
+// only. Cache writes without a 5m/1h split are all 5-minute writes; with a
+// split, the split is used and any part of cache_creation_input_tokens it
+// does not cover counts as 5-minute (a split larger than the total wins).
+//
+// Output is the last cumulative output_tokens once a message_delta (or a
+// body) reported one. Before that — a stream cut after message_start — it
+// is the larger of message_start's count and ceil(text bytes / 4) of the
+// content deltas that passed, with OutputEstimated set when the estimate
+// was used.
+func (m *AnthropicMeter) Usage() llm.Usage {
+	u := llm.Usage{
+		InputTokens:       m.input,
+		OutputTokens:      m.output,
+		CacheReadTokens:   m.cacheRead,
+		WebSearchRequests: m.webSearch,
+		Complete:          m.complete,
+	}
+	if m.haveSplit {
+		u.CacheWrite1hTokens = m.split1h
+		u.CacheWrite5mTokens = m.split5m
+		if rest := m.cacheCreation - m.split5m - m.split1h; rest > 0 {
+			u.CacheWrite5mTokens += rest
+		}
+	} else {
+		u.CacheWrite5mTokens = m.cacheCreation
+	}
+	if !m.final {
+		if est := (m.textBytes + 3) / 4; est > u.OutputTokens {
+			u.OutputTokens = est
+			u.OutputEstimated = true
+		}
+	}
+	return u
+}
+
+// FirstToken is when the first content_block_delta passed; zero if none did.
+func (m *AnthropicMeter) FirstToken() time.Time { return m.firstToken }
+
+// ErrorType is the error.type of an error event ("overloaded_error"), or
+// "error" for an error event without a readable type; "" when none came.
+func (m *AnthropicMeter) ErrorType() string { return m.errType }
+
+// StopReason is the last stop_reason reported ("end_turn", "max_tokens",
+// "tool_use", "refusal", …); "" when none was.
+func (m *AnthropicMeter) StopReason() string { return m.stopReason }
+
+// Model is the model the response says answered (message_start's
+// message.model, or the body's model); "" when not seen.
+func (m *AnthropicMeter) Model() string { return m.model }
+
+// TextBytes is the decoded UTF-8 length of the content-delta text counted so
+// far (text, thinking and tool-input JSON).
+func (m *AnthropicMeter) TextBytes() int64 { return m.textBytes }
+
+// Reset readies the meter for another response, keeping its clock.
+func (m *AnthropicMeter) Reset() { *m = AnthropicMeter{Now: m.Now} }
+
+// AnthropicSSE meters a raw Anthropic SSE byte stream: an SSEScanner
+// splitting events for an AnthropicMeter. Feed is the onChunk of a Pump.
+// The zero value is ready to use.
+type AnthropicSSE struct {
+	Scanner SSEScanner
+	Meter   AnthropicMeter
+}
+
+// Feed scans the next chunk of the stream and meters the events it
+// completes. It does not allocate for content deltas.
+func (a *AnthropicSSE) Feed(p []byte) { a.Scanner.Feed(p, a.Meter.Event) }
+
+// Reset readies a for another stream, keeping buffers and clock.
+func (a *AnthropicSSE) Reset() {
+	a.Scanner.Reset()
+	a.Meter.Reset()
+}
+
+// ErrorType reads error.type from an error body
+// ({"type":"error","error":{"type":"overloaded_error","message":"…"}}, and
+// also OpenAI's {"error":{"type":…}}); "" when body is not one. To be safe as
+// a log field or metric label, a type longer than 64 bytes or holding
+// anything but letters, digits, '_', '-' and '.' is reported as "".
+func ErrorType(body []byte) string {
+	e, ok := llm.TopLevelMember(body, "error")
+	if !ok {
+		return ""
+	}
+	v, ok := llm.TopLevelMember(e, "type")
+	if !ok || len(v) < 3 || len(v) > 66 || v[0] != '"' {
+		return ""
+	}
+	t := v[1 : len(v)-1]
+	for _, c := range t {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-' || c == '.') {
+			return ""
+		}
+	}
+	return string(t)
+}
