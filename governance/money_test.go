@@ -163,6 +163,25 @@ func TestPriceTableLookup(t *testing.T) {
 	}
 }
 
+func TestPriceTableModelsListsAPIIDs(t *testing.T) {
+	m := func(v Money) *Money { return &v }
+	models := NewPriceTable([]PriceOverride{{Model: "claude-3-5-haiku", Input: m(1)}, {Model: "local-*", Input: m(1)}}).Models()
+	listed := map[string]bool{}
+	for _, id := range models {
+		listed[id] = true
+	}
+	for id, want := range map[string]bool{
+		"claude-sonnet-4-5": true, "claude-opus-4-0": true, "gpt-4o": true,
+		"claude-sonnet-4": false, "claude-3-7-sonnet": false, // not API ids
+		"claude-3-5-haiku": true, // configured by the operator: listed
+		"local-*":          false, // globs are not model ids
+	} {
+		if listed[id] != want {
+			t.Errorf("%s listed = %v, want %v", id, listed[id], want)
+		}
+	}
+}
+
 func BenchmarkCost(b *testing.B) {
 	p := NewPriceTable(nil).Lookup("claude-sonnet-4-5")
 	u := llm.Usage{InputTokens: 3, CacheReadTokens: 90_000, CacheWrite5mTokens: 2_000, OutputTokens: 400}

@@ -53,14 +53,18 @@ func (p *Price) Worst() Price {
 type PriceRow struct {
 	Model llm.Glob
 	Price Price
+	// Unlisted rows price a model but are left out of Models: legacy
+	// canonical names that are not ids the provider's API accepts.
+	Unlisted bool
 }
 
 // PriceTable maps canonical model ids to prices: exact ids first, then globs
 // in the order they were given. Overrides replace built-in rows of the same
 // name. A PriceTable is immutable once built and safe for concurrent use.
 type PriceTable struct {
-	exact map[string]*Price
-	globs []PriceRow
+	exact    map[string]*Price
+	globs    []PriceRow
+	unlisted map[string]bool
 }
 
 // PriceOverride is a configured price: a model id or glob and the amounts
@@ -76,10 +80,13 @@ type PriceOverride struct {
 // NewPriceTable builds a table from the built-in list prices overlaid with
 // overrides (later rows win).
 func NewPriceTable(overrides []PriceOverride) *PriceTable {
-	t := &PriceTable{exact: make(map[string]*Price, len(builtinPrices)+len(overrides))}
+	t := &PriceTable{exact: make(map[string]*Price, len(builtinPrices)+len(overrides)), unlisted: map[string]bool{}}
 	for _, r := range builtinPrices {
 		p := r.Price
 		t.exact[string(r.Model)] = &p
+		if r.Unlisted {
+			t.unlisted[string(r.Model)] = true
+		}
 	}
 	for _, o := range overrides {
 		glob := isGlob(string(o.Model))
@@ -108,6 +115,7 @@ func NewPriceTable(overrides []PriceOverride) *PriceTable {
 			continue
 		}
 		t.exact[name] = &p
+		delete(t.unlisted, name) // a configured price is a model the operator names
 	}
 	return t
 }
@@ -135,11 +143,14 @@ func (t *PriceTable) Lookup(canonical string) *Price {
 	return nil
 }
 
-// Models lists the exact model ids the table prices, sorted.
+// Models lists the exact model ids the table prices, sorted, leaving out
+// unlisted legacy rows.
 func (t *PriceTable) Models() []string {
 	out := make([]string, 0, len(t.exact))
 	for m := range t.exact {
-		out = append(out, m)
+		if !t.unlisted[m] {
+			out = append(out, m)
+		}
 	}
 	sort.Strings(out)
 	return out

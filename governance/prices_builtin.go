@@ -1,5 +1,7 @@
 package governance
 
+import "github.com/llmgateway/caddy-llm-gateway/providers/llm"
+
 // mustMoney parses a literal dollar amount for the built-in table.
 func mustMoney(s string) Money {
 	m, err := ParseMoney(s)
@@ -40,52 +42,61 @@ func openAIRow(input, cached, output string) Price {
 	return Price{Input: mustMoney(input), CacheRead: mustMoney(cached), Output: mustMoney(output)}
 }
 
+// row is a built-in price listed by GET …/v1/models.
+func row(model string, p Price) PriceRow { return PriceRow{Model: llm.Glob(model), Price: p} }
+
+// legacy is a built-in price for a canonical name the provider's API does
+// not accept as an id (it prices dated ids), so it is not listed.
+func legacy(model string, p Price) PriceRow {
+	return PriceRow{Model: llm.Glob(model), Price: p, Unlisted: true}
+}
+
 // builtinPrices are list prices, USD per million tokens (Anthropic and
 // OpenAI price pages, 2026). Keys are canonical ids: dated ids and
 // Bedrock/Vertex ids resolve to these through llm.CanonicalModel.
 var builtinPrices = []PriceRow{
 	// Claude 5 generation (platform.claude.com model pages, 2026). Haiku 5.5
 	// ("from" pricing) and Mythos are left unpriced: add a price line.
-	{"claude-fable-5-2", anthropicRow("8", "40")},
-	{"claude-fable-5-1", anthropicRow("10", "50")},
-	{"claude-fable-5", anthropicRow("10", "50")},
-	{"claude-opus-5-5", anthropicRow("4", "20")},
-	{"claude-opus-5", anthropicRow("5", "25")},
-	{"claude-sonnet-5-5", anthropicRow("2", "10")},
-	{"claude-sonnet-5", anthropicRow("2", "10")},
+	row("claude-fable-5-2", anthropicRow("8", "40")),
+	row("claude-fable-5-1", anthropicRow("10", "50")),
+	row("claude-fable-5", anthropicRow("10", "50")),
+	row("claude-opus-5-5", anthropicRow("4", "20")),
+	row("claude-opus-5", anthropicRow("5", "25")),
+	row("claude-sonnet-5-5", anthropicRow("2", "10")),
+	row("claude-sonnet-5", anthropicRow("2", "10")),
 	// Claude Opus 4.5 and later 4.x: 5 / 25.
-	{"claude-opus-4-8", anthropicRow("5", "25")},
-	{"claude-opus-4-7", anthropicRow("5", "25")},
-	{"claude-opus-4-6", anthropicRow("5", "25")},
-	{"claude-opus-4-5", anthropicRow("5", "25")},
+	row("claude-opus-4-8", anthropicRow("5", "25")),
+	row("claude-opus-4-7", anthropicRow("5", "25")),
+	row("claude-opus-4-6", anthropicRow("5", "25")),
+	row("claude-opus-4-5", anthropicRow("5", "25")),
 	// Claude Opus 4 and 4.1: 15 / 75.
-	{"claude-opus-4-1", anthropicRow("15", "75")},
-	{"claude-opus-4", anthropicRow("15", "75")},
-	{"claude-opus-4-0", anthropicRow("15", "75")},
+	row("claude-opus-4-1", anthropicRow("15", "75")),
+	legacy("claude-opus-4", anthropicRow("15", "75")), // claude-opus-4-20250514; the API alias is claude-opus-4-0
+	row("claude-opus-4-0", anthropicRow("15", "75")),
 	// Claude Sonnet 4.6: 3 / 15, no long-context tier.
-	{"claude-sonnet-4-6", anthropicRow("3", "15")},
+	row("claude-sonnet-4-6", anthropicRow("3", "15")),
 	// Claude Sonnet 4 and 4.5: 3 / 15, 6 / 22.50 past 200K input tokens.
-	{"claude-sonnet-4-5", sonnetLongContext()},
-	{"claude-sonnet-4", sonnetLongContext()},
-	{"claude-sonnet-4-0", sonnetLongContext()},
-	{"claude-3-7-sonnet", anthropicRow("3", "15")},
+	row("claude-sonnet-4-5", sonnetLongContext()),
+	legacy("claude-sonnet-4", sonnetLongContext()), // claude-sonnet-4-20250514
+	row("claude-sonnet-4-0", sonnetLongContext()),
+	legacy("claude-3-7-sonnet", anthropicRow("3", "15")),
 	// Claude Haiku.
-	{"claude-haiku-4-5", anthropicRow("1", "5")},
-	{"claude-3-5-haiku", anthropicRow("0.80", "4")},
-	{"claude-3-haiku", anthropicRow("0.25", "1.25")},
+	row("claude-haiku-4-5", anthropicRow("1", "5")),
+	legacy("claude-3-5-haiku", anthropicRow("0.80", "4")),
+	legacy("claude-3-haiku", anthropicRow("0.25", "1.25")),
 
 	// OpenAI: input / cached input / output.
-	{"gpt-5", openAIRow("1.25", "0.125", "10")},
-	{"gpt-5-mini", openAIRow("0.25", "0.025", "2")},
-	{"gpt-5-nano", openAIRow("0.05", "0.005", "0.40")},
-	{"gpt-4.1", openAIRow("2", "0.50", "8")},
-	{"gpt-4.1-mini", openAIRow("0.40", "0.10", "1.60")},
-	{"gpt-4.1-nano", openAIRow("0.10", "0.025", "0.40")},
-	{"gpt-4o", openAIRow("2.50", "1.25", "10")},
-	{"gpt-4o-mini", openAIRow("0.15", "0.075", "0.60")},
-	{"o3", openAIRow("2", "0.50", "8")},
-	{"o4-mini", openAIRow("1.10", "0.275", "4.40")},
-	{"text-embedding-3-small", openAIRow("0.02", "0", "0")},
-	{"text-embedding-3-large", openAIRow("0.13", "0", "0")},
-	{"text-embedding-ada-002", openAIRow("0.10", "0", "0")},
+	row("gpt-5", openAIRow("1.25", "0.125", "10")),
+	row("gpt-5-mini", openAIRow("0.25", "0.025", "2")),
+	row("gpt-5-nano", openAIRow("0.05", "0.005", "0.40")),
+	row("gpt-4.1", openAIRow("2", "0.50", "8")),
+	row("gpt-4.1-mini", openAIRow("0.40", "0.10", "1.60")),
+	row("gpt-4.1-nano", openAIRow("0.10", "0.025", "0.40")),
+	row("gpt-4o", openAIRow("2.50", "1.25", "10")),
+	row("gpt-4o-mini", openAIRow("0.15", "0.075", "0.60")),
+	row("o3", openAIRow("2", "0.50", "8")),
+	row("o4-mini", openAIRow("1.10", "0.275", "4.40")),
+	row("text-embedding-3-small", openAIRow("0.02", "0", "0")),
+	row("text-embedding-3-large", openAIRow("0.13", "0", "0")),
+	row("text-embedding-ada-002", openAIRow("0.10", "0", "0")),
 }

@@ -57,6 +57,7 @@ type gateway struct {
 	admin    int
 	dataDir  string
 	sink     *logLines
+	opts     gatewayOptions
 }
 
 // gatewayOptions shape the Caddyfile the harness writes.
@@ -65,6 +66,8 @@ type gatewayOptions struct {
 	Block string
 	// SiteExtra is added to the site block before llm_gateway.
 	SiteExtra string
+	// ExtraSites are whole site blocks appended to the Caddyfile.
+	ExtraSites string
 }
 
 // startGateway writes a Caddyfile around the llm_gateway block, adapts it
@@ -113,14 +116,17 @@ http://127.0.0.1:%d {
 		%s
 	}
 }
-`, g.admin, filepath.Join(g.dataDir, "caddy"), g.port, g.port, opts.SiteExtra, opts.Block)
+
+%s
+`, g.admin, filepath.Join(g.dataDir, "caddy"), g.port, g.port, opts.SiteExtra, opts.Block, opts.ExtraSites)
 }
 
 // load adapts and (re)loads a config: the first call starts Caddy, later
 // calls are a live reload exactly like `caddy reload`.
 func (g *gateway) load(opts gatewayOptions) {
 	g.t.Helper()
-	cf := g.caddyfile(opts)
+	g.opts = opts
+	cf := string(caddyfile.Format([]byte(g.caddyfile(opts))))
 	cfgJSON, warnings, err := caddyconfig.GetAdapter("caddyfile").Adapt([]byte(cf), map[string]any{"filename": "Caddyfile"})
 	if err != nil {
 		g.t.Fatalf("adapting Caddyfile: %v\n%s", err, cf)
@@ -131,6 +137,12 @@ func (g *gateway) load(opts gatewayOptions) {
 	if err := caddy.Load(cfgJSON, true); err != nil {
 		g.t.Fatalf("loading config: %v", err)
 	}
+}
+
+// loadExtraSite reloads the current config with one more site block.
+func (g *gateway) loadExtraSite(site string) {
+	g.opts.ExtraSites += site
+	g.load(g.opts)
 }
 
 // stop stops Caddy (Cleanup of every module runs, stores close).
@@ -273,6 +285,9 @@ type logLines struct {
 	buf bytes.Buffer
 }
 
+// maxSinkText caps the log text kept for secret scans.
+const maxSinkText = 16 << 20
+
 var (
 	sinksMu sync.Mutex
 	sinks   = map[string]*logLines{}
@@ -318,10 +333,15 @@ func (s logSink) OpenWriter() (io.WriteCloser, error) {
 		for sc.Scan() {
 			line := append([]byte(nil), sc.Bytes()...)
 			l.mu.Lock()
-			l.buf.Write(line)
-			l.buf.WriteByte('\n')
+			if l.buf.Len() < maxSinkText {
+				l.buf.Write(line)
+				l.buf.WriteByte('\n')
+			}
 			l.mu.Unlock()
-			l.ch <- line
+			select {
+			case l.ch <- line:
+			default: // a benchmark's flood: never block Caddy's logger
+			}
 		}
 	}()
 	return pw, nil

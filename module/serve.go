@@ -290,8 +290,13 @@ func (st *state) reject(w http.ResponseWriter, d llm.Dialect, reason string, kin
 // serveModels answers GET …/v1/models[/{id}] from the price table: the priced
 // models some provider routes and the key may use.
 func (x *exchange) serveModels(id string) {
-	chat := []llm.Surface{llm.SurfaceAnthropicMessages, llm.SurfaceOpenAIChat, llm.SurfaceOpenAIResponses, llm.SurfaceOpenAIEmbeddings}
-	usable := func(m string) bool { return x.key.Allows(m) && x.st.router.Routable(m, chat...) }
+	// An Anthropic-shaped list names models the Messages API can reach; an
+	// OpenAI-shaped one those the OpenAI surfaces can.
+	serving := []llm.Surface{llm.SurfaceAnthropicMessages}
+	if x.surface == llm.SurfaceOpenAIModels {
+		serving = []llm.Surface{llm.SurfaceOpenAIChat, llm.SurfaceOpenAIResponses, llm.SurfaceOpenAIEmbeddings}
+	}
+	usable := func(m string) bool { return x.key.Allows(m) && x.st.router.Routable(m, serving...) }
 	if id != "" {
 		c := llm.CanonicalModel(id)
 		if !usable(c) || x.st.registry.Prices.Lookup(c) == nil {
