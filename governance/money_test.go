@@ -173,7 +173,7 @@ func TestPriceTableModelsListsAPIIDs(t *testing.T) {
 	for id, want := range map[string]bool{
 		"claude-sonnet-4-5": true, "claude-opus-4-0": true, "gpt-4o": true,
 		"claude-sonnet-4": false, "claude-3-7-sonnet": false, // not API ids
-		"claude-3-5-haiku": true, // configured by the operator: listed
+		"claude-3-5-haiku": true,  // configured by the operator: listed
 		"local-*":          false, // globs are not model ids
 	} {
 		if listed[id] != want {
