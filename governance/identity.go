@@ -3,6 +3,7 @@ package governance
 import (
 	"fmt"
 	"sort"
+	"time"
 
 	"github.com/llmgateway/caddy-llm-gateway/providers/llm"
 )
@@ -39,19 +40,35 @@ type Scope struct {
 // String is "kind name", the form rejection messages use.
 func (s Scope) String() string { return s.Kind.String() + " " + s.Name }
 
+// Limits are the controls any level of the hierarchy may carry.
+type Limits struct {
+	// Models, when not empty, is an allow-list of canonical model globs;
+	// allow-lists intersect down the path.
+	Models []llm.Glob
+	// Budgets are spending limits, several periods allowed.
+	Budgets []Budget
+	// RateLimits are request and token rate limits.
+	RateLimits []RateLimit
+	// Disabled refuses every request on the path.
+	Disabled bool
+	// Expires, when not zero, refuses requests from then on.
+	Expires time.Time
+	// BudgetWarn is the share of a budget (percent, 1–100) whose crossing
+	// is logged and counted; 0 means none.
+	BudgetWarn int
+}
+
 // Customer is the widest level: an organisation or business unit.
 type Customer struct {
 	Name string
-	// Models, when not empty, is the allow-list every team and key of the
-	// customer is intersected with.
-	Models []llm.Glob
+	Limits
 }
 
 // Team groups keys, optionally under a customer.
 type Team struct {
 	Name     string
 	Customer *Customer
-	Models   []llm.Glob
+	Limits
 }
 
 // Key is one virtual key: a developer or a service.
@@ -62,7 +79,12 @@ type Key struct {
 	// team's customer when the key belongs to a team.
 	Team     *Team
 	Customer *Customer
-	Models   []llm.Glob
+	Limits
+	// MaxTokensCap, when positive, refuses requests asking for more output
+	// tokens than this (and bounds the worst case of those that omit it).
+	MaxTokensCap int64
+
+	levels []Level // precomputed: key, team, customer
 }
 
 // TeamName is the key's team, or "" when it has none.
@@ -79,6 +101,89 @@ func (k *Key) CustomerName() string {
 		return ""
 	}
 	return k.Customer.Name
+}
+
+// Levels is the key's path with the limits of each level, narrowest first.
+// The slice is shared: do not modify it.
+func (k *Key) Levels() []Level { return k.levels }
+
+// HasBudgets reports whether any level of the path has a budget.
+func (k *Key) HasBudgets() bool {
+	for _, l := range k.levels {
+		if len(l.Budgets) > 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// HasLimits reports whether any level of the path has a budget or a rate limit.
+func (k *Key) HasLimits() bool {
+	for _, l := range k.levels {
+		if len(l.Budgets) > 0 || len(l.RateLimits) > 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// Refusal says why a key may not be used at a given time, or "" when it may.
+type Refusal struct {
+	// Reason is "disabled" or "expired".
+	Reason string
+	Scope  Scope
+	At     time.Time // expiry time, for "expired"
+}
+
+// Usable checks the disabled flags and expiry times along the path.
+func (k *Key) Usable(now time.Time) *Refusal {
+	check := func(s Scope, l *Limits) *Refusal {
+		if l.Disabled {
+			return &Refusal{Reason: "disabled", Scope: s}
+		}
+		if !l.Expires.IsZero() && !now.Before(l.Expires) {
+			return &Refusal{Reason: "expired", Scope: s, At: l.Expires}
+		}
+		return nil
+	}
+	if r := check(Scope{ScopeKey, k.Name}, &k.Limits); r != nil {
+		return r
+	}
+	if k.Team != nil {
+		if r := check(Scope{ScopeTeam, k.Team.Name}, &k.Team.Limits); r != nil {
+			return r
+		}
+	}
+	if k.Customer != nil {
+		if r := check(Scope{ScopeCustomer, k.Customer.Name}, &k.Customer.Limits); r != nil {
+			return r
+		}
+	}
+	return nil
+}
+
+// BudgetWarnFor is the warning threshold for a level: its own, else the
+// registry default.
+func (r *Registry) BudgetWarnFor(s Scope) int {
+	var own int
+	switch s.Kind {
+	case ScopeKey:
+		if k := r.keysByName[s.Name]; k != nil {
+			own = k.BudgetWarn
+		}
+	case ScopeTeam:
+		if t := r.teams[s.Name]; t != nil {
+			own = t.BudgetWarn
+		}
+	case ScopeCustomer:
+		if c := r.customers[s.Name]; c != nil {
+			own = c.BudgetWarn
+		}
+	}
+	if own > 0 {
+		return own
+	}
+	return r.DefaultBudgetWarn
 }
 
 // Path is the key's chain of scopes, narrowest first: key, team, customer.
@@ -113,28 +218,32 @@ func (k *Key) Allows(model string) bool {
 // key by the hash of its secret, the teams and customers, and the prices.
 // It is rebuilt on each load and immutable afterwards.
 type Registry struct {
-	byHash    map[SecretHash]*Key
-	keys      []*Key
-	teams     map[string]*Team
-	customers map[string]*Customer
-	Prices    *PriceTable
+	byHash     map[SecretHash]*Key
+	keys       []*Key
+	keysByName map[string]*Key
+	teams      map[string]*Team
+	customers  map[string]*Customer
+	Prices     *PriceTable
+	// DefaultBudgetWarn applies to levels without their own budget_warn.
+	DefaultBudgetWarn int
 }
 
 // CustomerSpec, TeamSpec and KeySpec describe the hierarchy to NewRegistry.
 type (
 	CustomerSpec struct {
-		Name   string
-		Models []llm.Glob
+		Name string
+		Limits
 	}
 	TeamSpec struct {
 		Name, Customer string
-		Models         []llm.Glob
+		Limits
 	}
 	KeySpec struct {
 		Name           string
 		Hash           SecretHash
 		Team, Customer string
-		Models         []llm.Glob
+		Limits
+		MaxTokensCap int64
 	}
 )
 
@@ -142,10 +251,11 @@ type (
 // references, duplicate names and two keys with the same secret.
 func NewRegistry(customers []CustomerSpec, teams []TeamSpec, keys []KeySpec, prices *PriceTable) (*Registry, error) {
 	r := &Registry{
-		byHash:    make(map[SecretHash]*Key, len(keys)),
-		teams:     make(map[string]*Team, len(teams)),
-		customers: make(map[string]*Customer, len(customers)),
-		Prices:    prices,
+		byHash:     make(map[SecretHash]*Key, len(keys)),
+		keysByName: make(map[string]*Key, len(keys)),
+		teams:      make(map[string]*Team, len(teams)),
+		customers:  make(map[string]*Customer, len(customers)),
+		Prices:     prices,
 	}
 	if r.Prices == nil {
 		r.Prices = NewPriceTable(nil)
@@ -154,13 +264,13 @@ func NewRegistry(customers []CustomerSpec, teams []TeamSpec, keys []KeySpec, pri
 		if _, dup := r.customers[c.Name]; dup {
 			return nil, fmt.Errorf("customer %q defined twice", c.Name)
 		}
-		r.customers[c.Name] = &Customer{Name: c.Name, Models: c.Models}
+		r.customers[c.Name] = &Customer{Name: c.Name, Limits: c.Limits}
 	}
 	for _, t := range teams {
 		if _, dup := r.teams[t.Name]; dup {
 			return nil, fmt.Errorf("team %q defined twice", t.Name)
 		}
-		team := &Team{Name: t.Name, Models: t.Models}
+		team := &Team{Name: t.Name, Limits: t.Limits}
 		if t.Customer != "" {
 			c, ok := r.customers[t.Customer]
 			if !ok {
@@ -176,7 +286,7 @@ func NewRegistry(customers []CustomerSpec, teams []TeamSpec, keys []KeySpec, pri
 			return nil, fmt.Errorf("key %q defined twice", ks.Name)
 		}
 		names[ks.Name] = true
-		k := &Key{Name: ks.Name, Hash: ks.Hash, Models: ks.Models}
+		k := &Key{Name: ks.Name, Hash: ks.Hash, Limits: ks.Limits, MaxTokensCap: ks.MaxTokensCap}
 		if ks.Team != "" {
 			t, ok := r.teams[ks.Team]
 			if !ok {
@@ -200,6 +310,14 @@ func NewRegistry(customers []CustomerSpec, teams []TeamSpec, keys []KeySpec, pri
 		}
 		r.byHash[ks.Hash] = k
 		r.keys = append(r.keys, k)
+		r.keysByName[k.Name] = k
+		k.levels = append(k.levels, Level{Scope: Scope{ScopeKey, k.Name}, Budgets: k.Budgets, RateLimits: k.RateLimits})
+		if k.Team != nil {
+			k.levels = append(k.levels, Level{Scope: Scope{ScopeTeam, k.Team.Name}, Budgets: k.Team.Budgets, RateLimits: k.Team.RateLimits})
+		}
+		if k.Customer != nil {
+			k.levels = append(k.levels, Level{Scope: Scope{ScopeCustomer, k.Customer.Name}, Budgets: k.Customer.Budgets, RateLimits: k.Customer.RateLimits})
+		}
 	}
 	sort.Slice(r.keys, func(i, j int) bool { return r.keys[i].Name < r.keys[j].Name })
 	return r, nil
@@ -216,6 +334,50 @@ func (r *Registry) Authenticate(secret string) *Key {
 
 // Keys lists every key, sorted by name.
 func (r *Registry) Keys() []*Key { return r.keys }
+
+// Key returns a key by name.
+func (r *Registry) Key(name string) *Key { return r.keysByName[name] }
+
+// Teams lists every team, sorted by name.
+func (r *Registry) Teams() []*Team {
+	out := make([]*Team, 0, len(r.teams))
+	for _, t := range r.teams {
+		out = append(out, t)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+// Customers lists every customer, sorted by name.
+func (r *Registry) Customers() []*Customer {
+	out := make([]*Customer, 0, len(r.customers))
+	for _, c := range r.customers {
+		out = append(out, c)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+// AllLevels lists every level that has a budget or rate limit, each once:
+// what Counters.Prepare and the budget gauges need.
+func (r *Registry) AllLevels() []Level {
+	var out []Level
+	add := func(s Scope, l *Limits) {
+		if len(l.Budgets) > 0 || len(l.RateLimits) > 0 {
+			out = append(out, Level{Scope: s, Budgets: l.Budgets, RateLimits: l.RateLimits})
+		}
+	}
+	for _, c := range r.Customers() {
+		add(Scope{ScopeCustomer, c.Name}, &c.Limits)
+	}
+	for _, t := range r.Teams() {
+		add(Scope{ScopeTeam, t.Name}, &t.Limits)
+	}
+	for _, k := range r.keys {
+		add(Scope{ScopeKey, k.Name}, &k.Limits)
+	}
+	return out
+}
 
 // Team returns a team by name.
 func (r *Registry) Team(name string) *Team { return r.teams[name] }

@@ -3,6 +3,7 @@ package governance
 import (
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/llmgateway/caddy-llm-gateway/providers/llm"
 )
@@ -40,10 +41,10 @@ func TestNewSecret(t *testing.T) {
 
 func TestRegistry(t *testing.T) {
 	r, err := NewRegistry(
-		[]CustomerSpec{{Name: "acme", Models: []llm.Glob{"claude-*"}}},
-		[]TeamSpec{{Name: "platform", Customer: "acme", Models: []llm.Glob{"claude-sonnet-*", "claude-haiku-*", "gpt-*"}}},
+		[]CustomerSpec{{Name: "acme", Limits: Limits{Models: []llm.Glob{"claude-*"}}}},
+		[]TeamSpec{{Name: "platform", Customer: "acme", Limits: Limits{Models: []llm.Glob{"claude-sonnet-*", "claude-haiku-*", "gpt-*"}}}},
 		[]KeySpec{
-			{Name: "alice", Hash: HashSecret("a"), Team: "platform", Models: []llm.Glob{"claude-sonnet-*", "gpt-4o"}},
+			{Name: "alice", Hash: HashSecret("a"), Team: "platform", Limits: Limits{Models: []llm.Glob{"claude-sonnet-*", "gpt-4o"}}},
 			{Name: "bob", Hash: HashSecret("b"), Customer: "acme"},
 			{Name: "carol", Hash: HashSecret("c")},
 		}, nil)
@@ -104,5 +105,51 @@ func TestRegistryErrors(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s: err = %v, want %q", tc.name, err, tc.want)
 		}
+	}
+}
+
+func TestKeyLimitsAndUsable(t *testing.T) {
+	day := Budget{Limit: 5 * Dollar, Period: PeriodDay}
+	month := Budget{Limit: 400 * Dollar, Period: PeriodMonth}
+	rpm := RateLimit{Limit: 600, Unit: RateRequests, Window: time.Minute}
+	exp := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
+	r, err := NewRegistry(
+		[]CustomerSpec{{Name: "acme", Limits: Limits{Budgets: []Budget{month}, BudgetWarn: 90}}},
+		[]TeamSpec{{Name: "platform", Customer: "acme", Limits: Limits{RateLimits: []RateLimit{rpm}}}, {Name: "off", Limits: Limits{Disabled: true}}},
+		[]KeySpec{
+			{Name: "alice", Hash: HashSecret("a"), Team: "platform", Limits: Limits{Budgets: []Budget{day, month}, Expires: exp}},
+			{Name: "bob", Hash: HashSecret("b"), Team: "off"},
+			{Name: "carol", Hash: HashSecret("c")},
+		}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.DefaultBudgetWarn = 80
+	alice := r.Key("alice")
+	lv := alice.Levels()
+	if len(lv) != 3 || len(lv[0].Budgets) != 2 || len(lv[1].RateLimits) != 1 || lv[2].Budgets[0] != month || !alice.HasBudgets() || !alice.HasLimits() {
+		t.Fatalf("levels %+v", lv)
+	}
+	if r.Key("carol").HasLimits() {
+		t.Fatal("carol has no limits")
+	}
+	if u := alice.Usable(exp.Add(-time.Second)); u != nil {
+		t.Fatalf("usable before expiry: %+v", u)
+	}
+	if u := alice.Usable(exp); u == nil || u.Reason != "expired" || !u.At.Equal(exp) || u.Scope.String() != "key alice" {
+		t.Fatalf("expired: %+v", u)
+	}
+	if u := r.Key("bob").Usable(exp); u == nil || u.Reason != "disabled" || u.Scope.String() != "team off" {
+		t.Fatalf("disabled team: %+v", u)
+	}
+	if got := r.BudgetWarnFor(Scope{ScopeCustomer, "acme"}); got != 90 {
+		t.Errorf("acme warn %d", got)
+	}
+	if got := r.BudgetWarnFor(Scope{ScopeKey, "alice"}); got != 80 {
+		t.Errorf("alice warn %d", got)
+	}
+	all := r.AllLevels()
+	if len(all) != 3 || all[0].Scope.String() != "customer acme" || all[1].Scope.String() != "team platform" || all[2].Scope.String() != "key alice" {
+		t.Fatalf("all levels %+v", all)
 	}
 }

@@ -182,6 +182,26 @@ func TestPriceTableModelsListsAPIIDs(t *testing.T) {
 	}
 }
 
+func TestWorstCase(t *testing.T) {
+	table := NewPriceTable(nil)
+	sonnet := table.Lookup("claude-sonnet-4-5")
+	// 30,000 input at the 1h cache-write rate (6) + 32,000 output at 15:
+	// 180,000 + 480,000 = 660,000 per million → $0.66.
+	if got := sonnet.WorstCase(30_000, 32_000); got != 660_000_000 {
+		t.Errorf("sonnet worst = %s", got)
+	}
+	// Past 200K input: the long-context tier (1h write 12, output 22.50).
+	if got := sonnet.WorstCase(300_000, 1000); got != Money(300_000*12_000+1000*22_500)*Dollar/1_000_000_000 {
+		t.Errorf("sonnet long worst = %s", got)
+	}
+	if got := table.Lookup("gpt-4o").WorstCase(1000, 1000); got != 12_500_000 { // 1000×2.5 + 1000×10
+		t.Errorf("gpt-4o worst = %s", got)
+	}
+	if table.Lookup("claude-opus-4-1").MaxOutput != 32_000 || table.Lookup("claude-fable-5").MaxOutput != 0 {
+		t.Error("max output rows")
+	}
+}
+
 func BenchmarkCost(b *testing.B) {
 	p := NewPriceTable(nil).Lookup("claude-sonnet-4-5")
 	u := llm.Usage{InputTokens: 3, CacheReadTokens: 90_000, CacheWrite5mTokens: 2_000, OutputTokens: 400}

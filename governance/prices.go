@@ -20,6 +20,28 @@ type Price struct {
 	// LongContextThreshold tokens.
 	LongContext          *Price `json:"long_context,omitempty"`
 	LongContextThreshold int64  `json:"long_context_threshold,omitempty"`
+	// MaxOutput is the model's largest output in tokens, the worst case of a
+	// request that does not set max_tokens; 0 means DefaultMaxOutput.
+	MaxOutput int64 `json:"max_output,omitempty"`
+}
+
+// DefaultMaxOutput bounds the output of a model whose row does not say.
+const DefaultMaxOutput = 128_000
+
+// WorstCase is the most a request can cost: its input at the dearest input
+// rate (a whole prompt written to the 1-hour cache costs twice plain input)
+// and its output at the output rate, in the long-context tier when the
+// input estimate is past it.
+func (p *Price) WorstCase(inputTokens, outputTokens int64) Money {
+	row := p
+	if p.LongContext != nil && inputTokens > p.LongContextThreshold {
+		row = p.LongContext
+	}
+	in := max(row.Input, row.CacheWrite5m, row.CacheWrite1h)
+	var a accumulator
+	a.add(inputTokens, in)
+	a.add(outputTokens, row.Output)
+	return a.perMillionRoundHalfUp()
 }
 
 // Cost prices usage exactly: Σ tokens × price per million, divided once and
@@ -37,15 +59,6 @@ func (p *Price) Cost(u llm.Usage) Money {
 	a.add(u.CacheReadTokens, row.CacheRead)
 	a.add(u.WebSearchRequests*1_000_000, p.WebSearch)
 	return a.perMillionRoundHalfUp()
-}
-
-// Worst reports the output price, or the long-context one when higher: the
-// rate a reservation must assume.
-func (p *Price) Worst() Price {
-	if p.LongContext != nil {
-		return *p.LongContext
-	}
-	return *p
 }
 
 // PriceRow names the models a Price applies to: an exact canonical model id

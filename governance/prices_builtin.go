@@ -42,6 +42,12 @@ func openAIRow(input, cached, output string) Price {
 	return Price{Input: mustMoney(input), CacheRead: mustMoney(cached), Output: mustMoney(output)}
 }
 
+// maxOut sets a row's largest output in tokens.
+func maxOut(p Price, n int64) Price {
+	p.MaxOutput = n
+	return p
+}
+
 // row is a built-in price listed by GET …/v1/models.
 func row(model string, p Price) PriceRow { return PriceRow{Model: llm.Glob(model), Price: p} }
 
@@ -68,35 +74,35 @@ var builtinPrices = []PriceRow{
 	row("claude-opus-4-8", anthropicRow("5", "25")),
 	row("claude-opus-4-7", anthropicRow("5", "25")),
 	row("claude-opus-4-6", anthropicRow("5", "25")),
-	row("claude-opus-4-5", anthropicRow("5", "25")),
+	row("claude-opus-4-5", maxOut(anthropicRow("5", "25"), 64_000)),
 	// Claude Opus 4 and 4.1: 15 / 75.
-	row("claude-opus-4-1", anthropicRow("15", "75")),
-	legacy("claude-opus-4", anthropicRow("15", "75")), // claude-opus-4-20250514; the API alias is claude-opus-4-0
-	row("claude-opus-4-0", anthropicRow("15", "75")),
+	row("claude-opus-4-1", maxOut(anthropicRow("15", "75"), 32_000)),
+	legacy("claude-opus-4", maxOut(anthropicRow("15", "75"), 32_000)), // claude-opus-4-20250514; the API alias is claude-opus-4-0
+	row("claude-opus-4-0", maxOut(anthropicRow("15", "75"), 32_000)),
 	// Claude Sonnet 4.6: 3 / 15, no long-context tier.
-	row("claude-sonnet-4-6", anthropicRow("3", "15")),
+	row("claude-sonnet-4-6", maxOut(anthropicRow("3", "15"), 64_000)),
 	// Claude Sonnet 4 and 4.5: 3 / 15, 6 / 22.50 past 200K input tokens.
-	row("claude-sonnet-4-5", sonnetLongContext()),
-	legacy("claude-sonnet-4", sonnetLongContext()), // claude-sonnet-4-20250514
-	row("claude-sonnet-4-0", sonnetLongContext()),
-	legacy("claude-3-7-sonnet", anthropicRow("3", "15")),
+	row("claude-sonnet-4-5", maxOut(sonnetLongContext(), 64_000)),
+	legacy("claude-sonnet-4", maxOut(sonnetLongContext(), 64_000)), // claude-sonnet-4-20250514
+	row("claude-sonnet-4-0", maxOut(sonnetLongContext(), 64_000)),
+	legacy("claude-3-7-sonnet", maxOut(anthropicRow("3", "15"), 64_000)),
 	// Claude Haiku.
-	row("claude-haiku-4-5", anthropicRow("1", "5")),
-	legacy("claude-3-5-haiku", anthropicRow("0.80", "4")),
-	legacy("claude-3-haiku", anthropicRow("0.25", "1.25")),
+	row("claude-haiku-4-5", maxOut(anthropicRow("1", "5"), 64_000)),
+	legacy("claude-3-5-haiku", maxOut(anthropicRow("0.80", "4"), 8_192)),
+	legacy("claude-3-haiku", maxOut(anthropicRow("0.25", "1.25"), 4_096)),
 
 	// OpenAI: input / cached input / output.
 	row("gpt-5", openAIRow("1.25", "0.125", "10")),
 	row("gpt-5-mini", openAIRow("0.25", "0.025", "2")),
 	row("gpt-5-nano", openAIRow("0.05", "0.005", "0.40")),
-	row("gpt-4.1", openAIRow("2", "0.50", "8")),
-	row("gpt-4.1-mini", openAIRow("0.40", "0.10", "1.60")),
-	row("gpt-4.1-nano", openAIRow("0.10", "0.025", "0.40")),
-	row("gpt-4o", openAIRow("2.50", "1.25", "10")),
-	row("gpt-4o-mini", openAIRow("0.15", "0.075", "0.60")),
+	row("gpt-4.1", maxOut(openAIRow("2", "0.50", "8"), 32_768)),
+	row("gpt-4.1-mini", maxOut(openAIRow("0.40", "0.10", "1.60"), 32_768)),
+	row("gpt-4.1-nano", maxOut(openAIRow("0.10", "0.025", "0.40"), 32_768)),
+	row("gpt-4o", maxOut(openAIRow("2.50", "1.25", "10"), 16_384)),
+	row("gpt-4o-mini", maxOut(openAIRow("0.15", "0.075", "0.60"), 16_384)),
 	row("o3", openAIRow("2", "0.50", "8")),
 	row("o4-mini", openAIRow("1.10", "0.275", "4.40")),
-	row("text-embedding-3-small", openAIRow("0.02", "0", "0")),
-	row("text-embedding-3-large", openAIRow("0.13", "0", "0")),
-	row("text-embedding-ada-002", openAIRow("0.10", "0", "0")),
+	row("text-embedding-3-small", maxOut(openAIRow("0.02", "0", "0"), 1)),
+	row("text-embedding-3-large", maxOut(openAIRow("0.13", "0", "0"), 1)),
+	row("text-embedding-ada-002", maxOut(openAIRow("0.10", "0", "0"), 1)),
 }

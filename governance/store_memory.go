@@ -4,6 +4,7 @@ import (
 	"context"
 	"sort"
 	"sync"
+	"time"
 )
 
 // MemoryLedgerRows is how many recent records a memory store keeps for
@@ -66,6 +67,36 @@ func (m *MemoryStore) Usage(_ context.Context, q UsageQuery) ([]UsageRow, error)
 	}
 	sort.Slice(rows, func(i, j int) bool { return rows[i].Group < rows[j].Group })
 	return rows, nil
+}
+
+// SpendSince sums one scope's records from the 15-minute bucket containing
+// since onwards, exactly as SQLiteStore.SpendSince does, so a memory store
+// can serve as the restore source of MemoryCounters. Only the records the
+// store still holds count: the most recent MemoryLedgerRows.
+func (m *MemoryStore) SpendSince(s Scope, since time.Time) (Totals, error) {
+	var t Totals
+	if s.Name == "" {
+		return t, nil
+	}
+	from := floorDiv(unixNanos(since), bucketNanos)
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for i := range m.ring {
+		r := &m.ring[i]
+		var name string
+		switch s.Kind {
+		case ScopeKey:
+			name = r.Key
+		case ScopeTeam:
+			name = r.Team
+		case ScopeCustomer:
+			name = r.Customer
+		}
+		if name == s.Name && floorDiv(unixNanos(r.Time), bucketNanos) >= from {
+			t.add(r)
+		}
+	}
+	return t, nil
 }
 
 // Flush implements Store; a memory store has nothing pending.

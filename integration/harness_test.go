@@ -137,6 +137,10 @@ func (g *gateway) load(opts gatewayOptions) {
 	if err := caddy.Load(cfgJSON, true); err != nil {
 		g.t.Fatalf("loading config: %v", err)
 	}
+	// The old server closed its idle keep-alive connections; a client reusing
+	// one would see EOF (and real clients retry). Start the test's clients on
+	// fresh connections instead.
+	http.DefaultTransport.(*http.Transport).CloseIdleConnections()
 }
 
 // loadExtraSite reloads the current config with one more site block.
@@ -186,10 +190,11 @@ func (g *gateway) metrics() map[string]*dto.MetricFamily {
 		g.t.Fatal(err)
 	}
 	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
 	p := expfmt.NewTextParser(model.UTF8Validation)
-	fams, err := p.TextToMetricFamilies(resp.Body)
+	fams, err := p.TextToMetricFamilies(bytes.NewReader(body))
 	if err != nil {
-		g.t.Fatal(err)
+		g.t.Fatalf("%v\n%.2000s", err, body)
 	}
 	return fams
 }

@@ -29,6 +29,10 @@ type mockAnthropic struct {
 	hangDone chan struct{}
 	// release gates the "gated" scenario between events.
 	release chan struct{}
+	// arrivals gets one value per "small" request that reached the
+	// upstream; gate, when not nil, holds "small" streams until closed.
+	arrivals chan struct{}
+	gate     chan struct{}
 }
 
 type seenRequest struct {
@@ -46,10 +50,16 @@ const (
 	mockCacheWrite1h  = 100
 	mockOutput        = 42
 	mockCountedTokens = 1234
+	smallInput        = 10
+	smallOutput       = 20
+	// smallCostSonnetNano is the "small" reply at claude-sonnet-4-5 prices:
+	// 10×3 + 20×15 = 330 USD per million → $0.00033.
+	smallCostSonnetNano = 330_000
 )
 
 func newMockAnthropic(t testing.TB) *mockAnthropic {
-	m := &mockAnthropic{APIKey: "sk-ant-provider-secret-0123456789", hangDone: make(chan struct{}, 16), release: make(chan struct{})}
+	m := &mockAnthropic{APIKey: "sk-ant-provider-secret-0123456789", hangDone: make(chan struct{}, 16), release: make(chan struct{}),
+		arrivals: make(chan struct{}, 4096)}
 	m.srv = httptest.NewServer(http.HandlerFunc(m.serve))
 	t.Cleanup(m.srv.Close)
 	return m
@@ -117,6 +127,12 @@ func (m *mockAnthropic) serve(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.Header().Set("request-id", "req_mock_1")
+	if !req.Stream && scenario == "small" {
+		m.arrivals <- struct{}{}
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprintf(w, `{"id":"msg_s","type":"message","role":"assistant","model":%q,"content":[{"type":"text","text":"ok"}],"stop_reason":"end_turn","usage":{"input_tokens":%d,"output_tokens":%d}}`, req.Model, smallInput, smallOutput)
+		return
+	}
 	if !req.Stream {
 		w.Header().Set("Content-Type", "application/json")
 		// usage deliberately not last, and a nested "usage" key in content
@@ -132,6 +148,20 @@ func (m *mockAnthropic) serve(w http.ResponseWriter, r *http.Request) {
 	send := func(event, data string) {
 		fmt.Fprintf(w, "event: %s\ndata: %s\n\n", event, data)
 		_ = rc.Flush()
+	}
+	if scenario == "small" {
+		// A short reply with a small, fixed usage: 10 input, 20 output.
+		m.arrivals <- struct{}{}
+		if m.gate != nil {
+			<-m.gate
+		}
+		send("message_start", fmt.Sprintf(`{"type":"message_start","message":{"id":"msg_s","type":"message","role":"assistant","model":%q,"content":[],"usage":{"input_tokens":%d,"output_tokens":1}}}`, req.Model, smallInput))
+		send("content_block_start", `{"type":"content_block_start","index":0,"content_block":{"type":"text","text":""}}`)
+		send("content_block_delta", `{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"ok"}}`)
+		send("content_block_stop", `{"type":"content_block_stop","index":0}`)
+		send("message_delta", fmt.Sprintf(`{"type":"message_delta","delta":{"stop_reason":"end_turn"},"usage":{"output_tokens":%d}}`, smallOutput))
+		send("message_stop", `{"type":"message_stop"}`)
+		return
 	}
 	send("message_start", fmt.Sprintf(`{"type":"message_start","message":{"id":"msg_mock","type":"message","role":"assistant","model":%q,"content":[],"stop_reason":null,"stop_sequence":null,"usage":{"input_tokens":%d,"cache_creation_input_tokens":%d,"cache_read_input_tokens":%d,"cache_creation":{"ephemeral_5m_input_tokens":%d,"ephemeral_1h_input_tokens":%d},"output_tokens":1,"service_tier":"standard"}}}`,
 		req.Model, mockInput, mockCacheWrite5m+mockCacheWrite1h, mockCacheRead, mockCacheWrite5m, mockCacheWrite1h))

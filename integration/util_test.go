@@ -52,3 +52,33 @@ func adminUsage(g *gateway, groupBy string) map[string]usageRow {
 	}
 	return out
 }
+
+type adminBudget struct {
+	Period          string  `json:"period"`
+	LimitNanoUSD    int64   `json:"limit_nano_usd"`
+	SpentNanoUSD    int64   `json:"spent_nano_usd"`
+	ReservedNanoUSD int64   `json:"reserved_nano_usd"`
+	RemainingUSD    float64 `json:"remaining_usd"`
+	ResetsAt        string  `json:"resets_at"`
+}
+
+type adminEntity struct {
+	Name     string        `json:"name"`
+	Team     string        `json:"team"`
+	Customer string        `json:"customer"`
+	Budgets  []adminBudget `json:"budgets"`
+	Spend    usageRow      `json:"spend"`
+}
+
+func adminEntities(g *gateway, kind string) map[string]adminEntity {
+	var doc map[string][]adminEntity
+	g.adminGet("/llm_gateway/"+kind, &doc)
+	out := map[string]adminEntity{}
+	for _, e := range doc[kind] {
+		out[e.Name] = e
+	}
+	return out
+}
+
+func adminKeysFull(g *gateway) map[string]adminEntity { return adminEntities(g, "keys") }
+func adminTeams(g *gateway) map[string]adminEntity    { return adminEntities(g, "teams") }

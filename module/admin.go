@@ -1,9 +1,11 @@
 package module
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
@@ -18,7 +20,10 @@ func init() {
 // AdminAPI serves llm_gateway's read-only endpoints on Caddy's admin
 // listener:
 //
-//	GET /llm_gateway/keys   every key with its team, customer and spend (never secrets)
+//	GET /llm_gateway/keys        every key: team, customer, limits, each budget's
+//	                             spent/reserved/remaining and reset time, spend (never secrets)
+//	GET /llm_gateway/teams       the same for teams
+//	GET /llm_gateway/customers   the same for customers
 //	GET /llm_gateway/usage?group_by=key|team|customer|model|provider|day[&from=…][&to=…]
 //
 // from and to are RFC 3339 times or YYYY-MM-DD dates in the gateway's
@@ -36,7 +41,9 @@ func (AdminAPI) CaddyModule() caddy.ModuleInfo {
 // Routes implements caddy.AdminRouter.
 func (AdminAPI) Routes() []caddy.AdminRoute {
 	return []caddy.AdminRoute{
-		{Pattern: "/llm_gateway/keys", Handler: caddy.AdminHandlerFunc(serveKeys)},
+		{Pattern: "/llm_gateway/keys", Handler: serveEntities(governance.ScopeKey)},
+		{Pattern: "/llm_gateway/teams", Handler: serveEntities(governance.ScopeTeam)},
+		{Pattern: "/llm_gateway/customers", Handler: serveEntities(governance.ScopeCustomer)},
 		{Pattern: "/llm_gateway/usage", Handler: caddy.AdminHandlerFunc(serveUsage)},
 	}
 }
@@ -68,36 +75,143 @@ func toUsageJSON(t governance.Totals) usageJSON {
 	}
 }
 
-type keyJSON struct {
-	Name     string    `json:"name"`
-	Team     string    `json:"team,omitempty"`
-	Customer string    `json:"customer,omitempty"`
-	Models   []string  `json:"models,omitempty"`
-	Spend    usageJSON `json:"spend"`
+// budgetJSON is one budget's state in the admin API.
+type budgetJSON struct {
+	Period string `json:"period"`
+	// LimitUSD, SpentUSD, ReservedUSD and RemainingUSD are dollars;
+	// remaining is limit − spent − reserved (what a new request can get).
+	LimitUSD     float64 `json:"limit_usd"`
+	SpentUSD     float64 `json:"spent_usd"`
+	ReservedUSD  float64 `json:"reserved_usd"`
+	RemainingUSD float64 `json:"remaining_usd"`
+	// The same in nano-dollars, exact.
+	LimitNanoUSD    int64  `json:"limit_nano_usd"`
+	SpentNanoUSD    int64  `json:"spent_nano_usd"`
+	ReservedNanoUSD int64  `json:"reserved_nano_usd"`
+	PeriodStart     string `json:"period_start,omitempty"`
+	ResetsAt        string `json:"resets_at,omitempty"`
 }
 
-func serveKeys(w http.ResponseWriter, r *http.Request) error {
-	if r.Method != http.MethodGet {
-		return caddy.APIError{HTTPStatus: http.StatusMethodNotAllowed, Err: fmt.Errorf("method not allowed")}
+type rateLimitJSON struct {
+	Limit int64  `json:"limit"`
+	Unit  string `json:"unit"`
+	Per   string `json:"per"`
+}
+
+// entityJSON is a key, team or customer in the admin API. Never a secret.
+type entityJSON struct {
+	Name       string          `json:"name"`
+	Team       string          `json:"team,omitempty"`
+	Customer   string          `json:"customer,omitempty"`
+	Models     []string        `json:"models,omitempty"`
+	Disabled   bool            `json:"disabled,omitempty"`
+	Expires    string          `json:"expires,omitempty"`
+	Budgets    []budgetJSON    `json:"budgets,omitempty"`
+	RateLimits []rateLimitJSON `json:"rate_limits,omitempty"`
+	// Spend is this instance's ledger totals since the ledger began.
+	Spend usageJSON `json:"spend"`
+}
+
+func toBudgetJSON(s governance.BudgetStatus) budgetJSON {
+	b := budgetJSON{
+		Period:          s.Budget.Period.String(),
+		LimitUSD:        s.Budget.Limit.USD(),
+		SpentUSD:        s.Spent.USD(),
+		ReservedUSD:     s.Reserved.USD(),
+		LimitNanoUSD:    int64(s.Budget.Limit),
+		SpentNanoUSD:    int64(s.Spent),
+		ReservedNanoUSD: int64(s.Reserved),
 	}
-	keys := []keyJSON{}
-	seen := map[string]bool{}
-	for _, g := range activeGateways.list() {
-		st := g.state
-		for _, k := range st.registry.Keys() {
-			if seen[k.Name] {
-				continue
-			}
-			seen[k.Name] = true
-			kj := keyJSON{Name: k.Name, Team: k.TeamName(), Customer: k.CustomerName()}
-			for _, m := range k.Models {
-				kj.Models = append(kj.Models, string(m))
-			}
-			kj.Spend = toUsageJSON(st.store.Totals(governance.Scope{Kind: governance.ScopeKey, Name: k.Name}))
-			keys = append(keys, kj)
+	if r := s.Budget.Limit - s.Spent - s.Reserved; r > 0 {
+		b.RemainingUSD = r.USD()
+	}
+	if s.Budget.Period != governance.PeriodTotal {
+		b.PeriodStart = s.PeriodStart.Format(time.RFC3339)
+		b.ResetsAt = s.ResetAt.Format(time.RFC3339)
+	}
+	return b
+}
+
+// entity renders one level of the hierarchy with its budgets' state.
+func entity(ctx context.Context, st *state, scope governance.Scope, l *governance.Limits) (entityJSON, error) {
+	e := entityJSON{Name: scope.Name, Disabled: l.Disabled}
+	for _, m := range l.Models {
+		e.Models = append(e.Models, string(m))
+	}
+	if !l.Expires.IsZero() {
+		e.Expires = l.Expires.Format(time.RFC3339)
+	}
+	for _, r := range l.RateLimits {
+		e.RateLimits = append(e.RateLimits, rateLimitJSON{r.Limit, r.Unit.String(), strings.TrimPrefix(r.String(), fmt.Sprintf("%d %s per ", r.Limit, r.Unit))})
+	}
+	if len(l.Budgets) > 0 {
+		statuses, err := st.store.counters.Status(ctx, []governance.Level{{Scope: scope, Budgets: l.Budgets}}, time.Now(), st.location)
+		if err != nil {
+			st.metrics.storeErrors.WithLabelValues("status").Inc()
+			return e, err
+		}
+		for _, s := range statuses {
+			e.Budgets = append(e.Budgets, toBudgetJSON(s))
 		}
 	}
-	return writeAdminJSON(w, map[string]any{"keys": keys})
+	e.Spend = toUsageJSON(st.store.ledger.Totals(scope))
+	return e, nil
+}
+
+// serveEntities lists keys, teams or customers of every active gateway
+// (the newest config wins a name both define).
+func serveEntities(kind governance.ScopeKind) caddy.AdminHandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		if r.Method != http.MethodGet {
+			return caddy.APIError{HTTPStatus: http.StatusMethodNotAllowed, Err: fmt.Errorf("method not allowed")}
+		}
+		out := []entityJSON{}
+		seen := map[string]bool{}
+		add := func(st *state, name string, l *governance.Limits, fill func(*entityJSON)) error {
+			if seen[name] {
+				return nil
+			}
+			seen[name] = true
+			e, err := entity(r.Context(), st, governance.Scope{Kind: kind, Name: name}, l)
+			if err != nil {
+				return caddy.APIError{HTTPStatus: http.StatusServiceUnavailable, Err: fmt.Errorf("reading budgets: %v", err)}
+			}
+			if fill != nil {
+				fill(&e)
+			}
+			out = append(out, e)
+			return nil
+		}
+		for _, g := range activeGateways.list() {
+			st := g.state
+			switch kind {
+			case governance.ScopeKey:
+				for _, k := range st.registry.Keys() {
+					if err := add(st, k.Name, &k.Limits, func(e *entityJSON) { e.Team, e.Customer = k.TeamName(), k.CustomerName() }); err != nil {
+						return err
+					}
+				}
+			case governance.ScopeTeam:
+				for _, t := range st.registry.Teams() {
+					fill := func(e *entityJSON) {
+						if t.Customer != nil {
+							e.Customer = t.Customer.Name
+						}
+					}
+					if err := add(st, t.Name, &t.Limits, fill); err != nil {
+						return err
+					}
+				}
+			case governance.ScopeCustomer:
+				for _, c := range st.registry.Customers() {
+					if err := add(st, c.Name, &c.Limits, nil); err != nil {
+						return err
+					}
+				}
+			}
+		}
+		return writeAdminJSON(w, map[string]any{kind.String() + "s": out})
+	}
 }
 
 type usageRowJSON struct {
@@ -127,10 +241,10 @@ func serveUsage(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return caddy.APIError{HTTPStatus: http.StatusBadRequest, Err: fmt.Errorf("to: %v", err)}
 	}
-	if err := st.store.Flush(r.Context()); err != nil {
+	if err := st.store.ledger.Flush(r.Context()); err != nil {
 		return caddy.APIError{HTTPStatus: http.StatusServiceUnavailable, Err: err}
 	}
-	rows, err := st.store.Usage(r.Context(), governance.UsageQuery{GroupBy: groupBy, From: from, To: to, Location: st.location})
+	rows, err := st.store.ledger.Usage(r.Context(), governance.UsageQuery{GroupBy: groupBy, From: from, To: to, Location: st.location})
 	if err != nil {
 		return caddy.APIError{HTTPStatus: http.StatusInternalServerError, Err: err}
 	}

@@ -92,7 +92,9 @@ func benchGateway(b *testing.B, upstream http.RoundTripper) *Gateway {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { _ = sqlite.Close() })
-	store := &sharedStore{Store: sqlite, logger: zap.NewNop()}
+	store := &sharedStore{ledger: sqlite, counters: governance.NewMemoryCounters(nil), logger: zap.NewNop()}
+	store.leases = newLeaseTracker(store, zap.NewNop(), newMetrics(baseLabels))
+	b.Cleanup(store.leases.stop)
 	store.refs.Store(1)
 	return &Gateway{state: &state{
 		registry: reg,
@@ -102,7 +104,7 @@ func benchGateway(b *testing.B, upstream http.RoundTripper) *Gateway {
 		location: time.UTC,
 		maxBody:  DefaultMaxRequestBody,
 		logger:   zap.NewNop(),
-		labels:   newLabelResolver(nil),
+		labels:   newLabelResolver(nil, nil),
 	}}
 }
 

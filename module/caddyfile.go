@@ -2,7 +2,10 @@ package module
 
 import (
 	"strconv"
+	"strings"
 	"time"
+
+	"github.com/caddyserver/caddy/v2"
 
 	"github.com/caddyserver/caddy/v2/caddyconfig"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
@@ -30,8 +33,16 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //	llm_gateway {
 //		store sqlite [<path>]          # default; path defaults to <data dir>/llm_gateway/usage.db
 //		store memory                   # tests and throwaway set-ups
-//		timezone <IANA zone>           # calendar days for reports; default UTC
+//		store redis <url> {            # a fleet: budgets, reservations and rate limits in Redis
+//			ledger   <path>            # this instance's SQLite ledger (default as for sqlite)
+//			on_error closed|open       # Redis unreachable: refuse (503, default) or serve unchecked
+//			prefix   <prefix>          # Redis key namespace, default llmgw
+//		}
+//		timezone <IANA zone>           # calendar periods and daily reports; default UTC
 //		max_request_body <size>        # default 32MiB; larger bodies get 413
+//		budget_warn <percent>          # default warning threshold for every budget
+//		reservation_lease <duration>   # reservations of requests that stop making progress expire; default 10m
+//		count_cache_reads              # token rate limits also count cache reads
 //
 //		provider <name> {
 //			type     anthropic
@@ -42,23 +53,34 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //		}
 //
 //		customer <name> {
-//			models <glob>…             # allow-list for everything under the customer
+//			<limits>
 //		}
 //		team <name> {
 //			customer <name>
-//			models   <glob>…
+//			<limits>
 //		}
 //		key <name> {
 //			secret        <key>        # or:
 //			secret_sha256 <hex>        # from `caddy llm-gateway new-key`
 //			team          <name>
 //			customer      <name>       # for keys without a team
-//			models        <glob>…
+//			max_tokens_cap <n>         # refuse requests asking for more output (400)
+//			<limits>
 //		}
 //
 //		price <model|glob> [input <usd>] [output <usd>] [cache_write_5m <usd>] [cache_write_1h <usd>] [cache_read <usd>] [web_search <usd>]
 //		metrics_label <label> header <Header-Name> [max <n>]
 //	}
+//
+// where <limits> are any of, in customer, team and key blocks:
+//
+//	models      <glob>…                                  # allow-list; lists intersect down the path
+//	budget      <amount> usd per hour|day|week|month     # several periods allowed, one budget each
+//	budget      <amount> usd total
+//	rate_limit  <n> requests|tokens per second|minute|hour|day
+//	budget_warn <percent>
+//	disabled
+//	expires     <RFC 3339 time>
 //
 // Prices are USD per million tokens (web_search: USD per search); omitted
 // amounts inherit the built-in row for that model.
@@ -146,6 +168,29 @@ func (g *Gateway) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return err
 			}
 			g.Prices = append(g.Prices, p)
+		case "budget_warn":
+			v, err := oneArg(d)
+			if err != nil {
+				return err
+			}
+			if g.BudgetWarn, err = parsePercent(d, v); err != nil {
+				return err
+			}
+		case "reservation_lease":
+			v, err := oneArg(d)
+			if err != nil {
+				return err
+			}
+			dur, err := caddy.ParseDuration(v)
+			if err != nil || dur <= 0 {
+				return d.Errf("reservation_lease: invalid duration %q", v)
+			}
+			g.ReservationLease = caddy.Duration(dur)
+		case "count_cache_reads":
+			if d.NextArg() {
+				return d.ArgErr()
+			}
+			g.CountCacheReads = true
 		case "metrics_label":
 			l, err := parseMetricsLabel(d)
 			if err != nil {
@@ -177,11 +222,41 @@ func (g *Gateway) parseStore(d *caddyfile.Dispenser) error {
 			s.Path = d.Val()
 		}
 	case "memory":
+	case "redis":
+		if !d.NextArg() {
+			return d.Errf("store redis needs a URL, e.g. redis://127.0.0.1:6379/0")
+		}
+		s.URL = d.Val()
 	default:
-		return d.Errf("unknown store type %q (want sqlite or memory)", s.Type)
+		return d.Errf("unknown store type %q (want sqlite, memory or redis)", s.Type)
 	}
 	if d.NextArg() {
 		return d.ArgErr()
+	}
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		if s.Type != "redis" {
+			return d.Errf("store %s takes no block", s.Type)
+		}
+		var err error
+		switch d.Val() {
+		case "ledger":
+			if s.Path, err = oneArg(d); err != nil {
+				return err
+			}
+		case "on_error":
+			if s.OnError, err = oneArg(d); err != nil {
+				return err
+			}
+			if s.OnError != "open" && s.OnError != "closed" {
+				return d.Errf("on_error: want open or closed, got %q", s.OnError)
+			}
+		case "prefix":
+			if s.Prefix, err = oneArg(d); err != nil {
+				return err
+			}
+		default:
+			return d.Errf("unknown store redis subdirective %q", d.Val())
+		}
 	}
 	g.Store = s
 	return nil
@@ -287,14 +362,11 @@ func parseCustomer(d *caddyfile.Dispenser) (*CustomerConfig, error) {
 	}
 	c := &CustomerConfig{Name: name}
 	for nesting := d.Nesting(); d.NextBlock(nesting); {
-		switch d.Val() {
-		case "models":
-			args, err := someArgs(d)
-			if err != nil {
-				return nil, err
-			}
-			c.Models = append(c.Models, args...)
-		default:
+		ok, err := parseLimitsLine(d, &c.LimitsConfig)
+		if err != nil {
+			return nil, err
+		}
+		if !ok {
 			return nil, d.Errf("unknown customer subdirective %q", d.Val())
 		}
 	}
@@ -313,14 +385,14 @@ func parseTeam(d *caddyfile.Dispenser) (*TeamConfig, error) {
 			if t.Customer, err = oneArg(d); err != nil {
 				return nil, err
 			}
-		case "models":
-			args, err := someArgs(d)
+		default:
+			ok, err := parseLimitsLine(d, &t.LimitsConfig)
 			if err != nil {
 				return nil, err
 			}
-			t.Models = append(t.Models, args...)
-		default:
-			return nil, d.Errf("unknown team subdirective %q", d.Val())
+			if !ok {
+				return nil, d.Errf("unknown team subdirective %q", d.Val())
+			}
 		}
 	}
 	return t, nil
@@ -353,14 +425,24 @@ func parseKey(d *caddyfile.Dispenser) (*KeyConfig, error) {
 			if k.Customer, err = oneArg(d); err != nil {
 				return nil, err
 			}
-		case "models":
-			args, err := someArgs(d)
+		case "max_tokens_cap":
+			v, err := oneArg(d)
 			if err != nil {
 				return nil, err
 			}
-			k.Models = append(k.Models, args...)
+			n, err := strconv.ParseInt(v, 10, 64)
+			if err != nil || n <= 0 {
+				return nil, d.Errf("max_tokens_cap: want a positive number of tokens, got %q", v)
+			}
+			k.MaxTokensCap = n
 		default:
-			return nil, d.Errf("unknown key subdirective %q", d.Val())
+			ok, err := parseLimitsLine(d, &k.LimitsConfig)
+			if err != nil {
+				return nil, err
+			}
+			if !ok {
+				return nil, d.Errf("unknown key subdirective %q", d.Val())
+			}
 		}
 	}
 	switch {
@@ -438,6 +520,99 @@ func parseMetricsLabel(d *caddyfile.Dispenser) (*MetricsLabelConfig, error) {
 		l.Max = n
 	}
 	return l, nil
+}
+
+// parseLimitsLine parses one of the lines customer, team and key blocks
+// share; false when the line is not one of them.
+func parseLimitsLine(d *caddyfile.Dispenser, l *LimitsConfig) (bool, error) {
+	switch d.Val() {
+	case "models":
+		args, err := someArgs(d)
+		if err != nil {
+			return true, err
+		}
+		l.Models = append(l.Models, args...)
+	case "budget":
+		// budget <amount> usd per <period> | budget <amount> usd total
+		args := d.RemainingArgs()
+		usage := d.Err("usage: budget <amount> usd per hour|day|week|month, or budget <amount> usd total")
+		var b BudgetConfig
+		switch {
+		case len(args) == 4 && args[1] == "usd" && args[2] == "per":
+			b = BudgetConfig{Amount: args[0], Period: args[3]}
+			if args[3] == "total" {
+				return true, usage
+			}
+		case len(args) == 3 && args[1] == "usd" && args[2] == "total":
+			b = BudgetConfig{Amount: args[0], Period: "total"}
+		default:
+			return true, usage
+		}
+		m, err := governance.ParseMoney(b.Amount)
+		if err != nil {
+			return true, d.Errf("budget: %v", err)
+		}
+		if m <= 0 || m > governance.MaxBudget {
+			return true, d.Errf("budget: amount must be more than 0 and at most %s", governance.FormatUSD(governance.MaxBudget))
+		}
+		if _, err := governance.ParsePeriod(b.Period); err != nil {
+			return true, d.Errf("budget: %v", err)
+		}
+		for _, other := range l.Budgets {
+			if other.Period == b.Period {
+				return true, d.Errf("budget: a %s budget is already set", b.Period)
+			}
+		}
+		l.Budgets = append(l.Budgets, b)
+	case "rate_limit":
+		// rate_limit <n> requests|tokens per second|minute|hour|day
+		args := d.RemainingArgs()
+		if len(args) != 4 || args[2] != "per" || (args[1] != "requests" && args[1] != "tokens") {
+			return true, d.Err("usage: rate_limit <n> requests|tokens per second|minute|hour|day")
+		}
+		n, err := strconv.ParseInt(args[0], 10, 64)
+		if err != nil || n <= 0 {
+			return true, d.Errf("rate_limit: want a positive count, got %q", args[0])
+		}
+		if _, err := governance.ParseWindow(args[3]); err != nil {
+			return true, d.Errf("rate_limit: %v", err)
+		}
+		l.RateLimits = append(l.RateLimits, RateLimitConfig{Limit: n, Unit: args[1], Per: args[3]})
+	case "disabled":
+		if d.NextArg() {
+			return true, d.ArgErr()
+		}
+		l.Disabled = true
+	case "expires":
+		v, err := oneArg(d)
+		if err != nil {
+			return true, err
+		}
+		if _, err := time.Parse(time.RFC3339, v); err != nil {
+			return true, d.Errf("expires: want an RFC 3339 time such as 2026-12-31T23:59:59Z, got %q", v)
+		}
+		l.Expires = v
+	case "budget_warn":
+		v, err := oneArg(d)
+		if err != nil {
+			return true, err
+		}
+		if l.BudgetWarn, err = parsePercent(d, v); err != nil {
+			return true, err
+		}
+	default:
+		return false, nil
+	}
+	return true, nil
+}
+
+// parsePercent reads "80" or "80%" as a percentage between 1 and 100.
+func parsePercent(d *caddyfile.Dispenser, v string) (int, error) {
+	n, err := strconv.Atoi(strings.TrimSuffix(v, "%"))
+	if err != nil || n < 1 || n > 100 {
+		return 0, d.Errf("budget_warn: want a percentage between 1 and 100, got %q", v)
+	}
+	return n, nil
 }
 
 func validLabelName(s string) bool {

@@ -6,10 +6,13 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/caddyserver/caddy/v2/caddyconfig"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	_ "github.com/caddyserver/caddy/v2/modules/standard"
+
+	"github.com/llmgateway/caddy-llm-gateway/governance"
 )
 
 const fullGatewayBlock = `llm_gateway {
@@ -139,7 +142,7 @@ func TestUnmarshalCaddyfileErrors(t *testing.T) {
 		{"key unknown sub", "llm_gateway {\n key a {\n secret s\n owner x\n }\n}", `unknown key subdirective "owner"`},
 		{"key twice", "llm_gateway {\n key a {\n secret s\n }\n key a {\n secret t\n }\n}", `key "a" defined twice`},
 		{"key team args", "llm_gateway {\n key a {\n secret s\n team\n }\n}", "wrong argument count"},
-		{"team unknown sub", "llm_gateway {\n team t {\n budget 5\n }\n}", `unknown team subdirective "budget"`},
+		{"team unknown sub", "llm_gateway {\n team t {\n owner x\n }\n}", `unknown team subdirective "owner"`},
 		{"team twice", "llm_gateway {\n team t\n team t\n}", `team "t" defined twice`},
 		{"customer unknown sub", "llm_gateway {\n customer c {\n team x\n }\n}", `unknown customer subdirective "team"`},
 		{"customer no name", "llm_gateway {\n customer\n}", "wrong argument count"},
@@ -257,6 +260,107 @@ func TestExamplesAdapt(t *testing.T) {
 			}
 			if !strings.Contains(string(out), `"handler":"llm_gateway"`) {
 				t.Fatalf("no llm_gateway handler in %s", out)
+			}
+		})
+	}
+}
+
+func TestUnmarshalCaddyfileLimits(t *testing.T) {
+	in := `llm_gateway {
+	store redis {env.REDIS_URL} {
+		ledger /var/lib/llm/ledger.db
+		on_error open
+		prefix team-a
+	}
+	budget_warn 80%
+	reservation_lease 90s
+	count_cache_reads
+	customer acme {
+		budget 5000 usd per month
+		budget 100000 usd total
+		budget_warn 90
+	}
+	team platform {
+		customer acme
+		budget 1000 usd per month
+		rate_limit 600 requests per minute
+		disabled
+	}
+	key alice {
+		secret_sha256 9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08
+		team platform
+		budget 50 usd per day
+		budget 400 usd per month
+		budget 5 usd per hour
+		budget 300 usd per week
+		rate_limit 200000 tokens per minute
+		rate_limit 10 requests per second
+		expires 2026-12-31T23:59:59Z
+		max_tokens_cap 8192
+	}
+}`
+	var g Gateway
+	if err := g.UnmarshalCaddyfile(caddyfile.NewTestDispenser(in)); err != nil {
+		t.Fatal(err)
+	}
+	if *g.Store != (StoreConfig{Type: "redis", URL: "{env.REDIS_URL}", Path: "/var/lib/llm/ledger.db", OnError: "open", Prefix: "team-a"}) {
+		t.Errorf("store %+v", g.Store)
+	}
+	if g.BudgetWarn != 80 || time.Duration(g.ReservationLease) != 90*time.Second || !g.CountCacheReads {
+		t.Errorf("top level: warn %d lease %v cache reads %v", g.BudgetWarn, g.ReservationLease, g.CountCacheReads)
+	}
+	c := g.Customers[0]
+	if len(c.Budgets) != 2 || c.Budgets[0] != (BudgetConfig{"5000", "month"}) || c.Budgets[1] != (BudgetConfig{"100000", "total"}) || c.BudgetWarn != 90 {
+		t.Errorf("customer %+v", c)
+	}
+	tm := g.Teams[0]
+	if !tm.Disabled || tm.RateLimits[0] != (RateLimitConfig{600, "requests", "minute"}) {
+		t.Errorf("team %+v", tm)
+	}
+	k := g.Keys[0]
+	if len(k.Budgets) != 4 || len(k.RateLimits) != 2 || k.RateLimits[0] != (RateLimitConfig{200000, "tokens", "minute"}) ||
+		k.Expires != "2026-12-31T23:59:59Z" || k.MaxTokensCap != 8192 {
+		t.Errorf("key %+v", k)
+	}
+	l, err := k.LimitsConfig.limits()
+	if err != nil || len(l.Budgets) != 4 || l.Budgets[0].Limit != 50*governance.Dollar || l.Budgets[0].Period != governance.PeriodDay ||
+		l.RateLimits[1].Window != time.Second || l.Expires.IsZero() {
+		t.Errorf("limits %+v %v", l, err)
+	}
+}
+
+func TestUnmarshalCaddyfileLimitErrors(t *testing.T) {
+	for _, tc := range []struct{ name, in, want string }{
+		{"budget usage", "llm_gateway {\n key k {\n secret s\n budget 5 per day\n }\n}", "usage: budget"},
+		{"budget currency", "llm_gateway {\n key k {\n secret s\n budget 5 eur per day\n }\n}", "usage: budget"},
+		{"budget per total", "llm_gateway {\n key k {\n secret s\n budget 5 usd per total\n }\n}", "usage: budget"},
+		{"budget amount", "llm_gateway {\n key k {\n secret s\n budget five usd per day\n }\n}", "invalid amount"},
+		{"budget zero", "llm_gateway {\n key k {\n secret s\n budget 0 usd per day\n }\n}", "more than 0"},
+		{"budget huge", "llm_gateway {\n key k {\n secret s\n budget 2000000 usd per day\n }\n}", "at most $1000000.00"},
+		{"budget period", "llm_gateway {\n key k {\n secret s\n budget 5 usd per fortnight\n }\n}", "unknown budget period"},
+		{"budget twice", "llm_gateway {\n key k {\n secret s\n budget 5 usd per day\n budget 6 usd per day\n }\n}", "a day budget is already set"},
+		{"rate usage", "llm_gateway {\n team t {\n rate_limit 5 requests minute\n }\n}", "usage: rate_limit"},
+		{"rate unit", "llm_gateway {\n team t {\n rate_limit 5 calls per minute\n }\n}", "usage: rate_limit"},
+		{"rate count", "llm_gateway {\n team t {\n rate_limit -5 requests per minute\n }\n}", "positive count"},
+		{"rate window", "llm_gateway {\n team t {\n rate_limit 5 requests per week\n }\n}", "unknown rate-limit window"},
+		{"disabled arg", "llm_gateway {\n customer c {\n disabled yes\n }\n}", "wrong argument count"},
+		{"expires format", "llm_gateway {\n key k {\n secret s\n expires tomorrow\n }\n}", "RFC 3339"},
+		{"warn range", "llm_gateway {\n key k {\n secret s\n budget_warn 150\n }\n}", "between 1 and 100"},
+		{"top warn", "llm_gateway {\n budget_warn x\n}", "between 1 and 100"},
+		{"cap", "llm_gateway {\n key k {\n secret s\n max_tokens_cap lots\n }\n}", "positive number of tokens"},
+		{"cap on team", "llm_gateway {\n team t {\n max_tokens_cap 5\n }\n}", `unknown team subdirective "max_tokens_cap"`},
+		{"lease", "llm_gateway {\n reservation_lease forever\n}", "invalid duration"},
+		{"cache reads arg", "llm_gateway {\n count_cache_reads yes\n}", "wrong argument count"},
+		{"redis no url", "llm_gateway {\n store redis\n}", "needs a URL"},
+		{"redis on_error", "llm_gateway {\n store redis redis://r {\n on_error maybe\n }\n}", "want open or closed"},
+		{"redis unknown sub", "llm_gateway {\n store redis redis://r {\n pool 5\n }\n}", `unknown store redis subdirective "pool"`},
+		{"sqlite block", "llm_gateway {\n store sqlite x.db {\n ledger y\n }\n}", "takes no block"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var g Gateway
+			err := g.UnmarshalCaddyfile(caddyfile.NewTestDispenser(tc.in))
+			if err == nil || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), "Testfile:") {
+				t.Fatalf("err = %v, want %q with file and line", err, tc.want)
 			}
 		})
 	}

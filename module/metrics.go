@@ -29,6 +29,12 @@ type metrics struct {
 	upstream   *prometheus.HistogramVec
 	ttft       *prometheus.HistogramVec
 	overhead   *prometheus.HistogramVec
+	// storeErrors counts failed store operations (Redis unreachable …).
+	storeErrors *prometheus.CounterVec
+	// budgetWarnings counts budget_warn crossings.
+	budgetWarnings *prometheus.CounterVec
+	// budgets reports each configured budget's limit and remaining amount.
+	budgets *budgetCollector
 }
 
 var (
@@ -58,7 +64,7 @@ func provisionMetrics(ctx caddy.Context, extra []*MetricsLabelConfig, logger *za
 	if reg == nil {
 		return m, nil
 	}
-	for _, c := range []prometheus.Collector{m.usage, m.rejections, m.upstream, m.ttft, m.overhead} {
+	for _, c := range []prometheus.Collector{m.usage, m.rejections, m.upstream, m.ttft, m.overhead, m.storeErrors, m.budgetWarnings, m.budgets} {
 		if err := reg.Register(c); err != nil {
 			var are prometheus.AlreadyRegisteredError
 			if !errors.As(err, &are) {
@@ -99,6 +105,15 @@ func newMetrics(labelNames []string) *metrics {
 			Help:    "Time the gateway spent on a request itself, not waiting on the provider or the client.",
 			Buckets: overheadBuckets,
 		}, pm),
+		storeErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "llm_gateway_store_errors_total",
+			Help: "Failed operations on the budget and rate-limit store, by operation (admit, settle, renew, sweep, status).",
+		}, []string{"op"}),
+		budgetWarnings: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "llm_gateway_budget_warnings_total",
+			Help: "Times a budget's spend crossed its budget_warn percentage.",
+		}, []string{"scope", "name", "period"}),
+		budgets: newBudgetCollector(),
 	}
 }
 
@@ -227,11 +242,27 @@ var (
 	labelSets   = map[string]*headerLabel{}
 )
 
-func newLabelResolver(cfg []*MetricsLabelConfig) *labelResolver {
+// newLabelResolver resolves the process's extra label names (fixed by the
+// first config) from this config's metrics_label lines: a name this config
+// does not configure gets "", a name it adds is ignored (with the warning
+// provisionMetrics logged).
+func newLabelResolver(cfg []*MetricsLabelConfig, names []string) *labelResolver {
+	byName := map[string]*MetricsLabelConfig{}
+	for _, c := range cfg {
+		byName[c.Name] = c
+	}
+	aligned := make([]*MetricsLabelConfig, 0, len(names))
+	for _, n := range names {
+		if c := byName[n]; c != nil {
+			aligned = append(aligned, c)
+		} else {
+			aligned = append(aligned, &MetricsLabelConfig{Name: n})
+		}
+	}
 	r := &labelResolver{}
 	labelSetsMu.Lock()
 	defer labelSetsMu.Unlock()
-	for _, c := range cfg {
+	for _, c := range aligned {
 		max := c.Max
 		if max <= 0 {
 			max = DefaultMetricsLabelMax
@@ -255,6 +286,9 @@ func (r *labelResolver) appendValues(dst []string, h http.Header) []string {
 }
 
 func (l *headerLabel) value(h http.Header) string {
+	if l.header == "" {
+		return ""
+	}
 	v := ""
 	if vs := h[l.header]; len(vs) > 0 {
 		v = strings.TrimSpace(vs[0])

@@ -7,6 +7,7 @@
 package module
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"strings"
@@ -50,19 +51,37 @@ type Gateway struct {
 	Prices []*PriceConfig `json:"prices,omitempty"`
 	// MetricsLabels add request-header values as metric labels.
 	MetricsLabels []*MetricsLabelConfig `json:"metrics_labels,omitempty"`
+	// BudgetWarn is the default budget_warn percentage for every level.
+	BudgetWarn int `json:"budget_warn,omitempty"`
+	// ReservationLease is how long a budget reservation lives without
+	// progress (renewed while the response flows). Default: 10m.
+	ReservationLease caddy.Duration `json:"reservation_lease,omitempty"`
+	// CountCacheReads makes token rate limits count cache reads too (by
+	// default they count input, cache writes and output).
+	CountCacheReads bool `json:"count_cache_reads,omitempty"`
 
 	logger   *zap.Logger
 	state    *state
 	storeKey string
 }
 
-// StoreConfig selects where usage is kept.
+// StoreConfig selects where usage and counters are kept.
 type StoreConfig struct {
-	// Type is "sqlite" or "memory".
+	// Type is "sqlite", "memory" or "redis".
 	Type string `json:"type"`
-	// Path is the SQLite file (sqlite only). Default:
-	// <caddy data dir>/llm_gateway/usage.db.
+	// Path is the SQLite ledger file (sqlite, and the local ledger of
+	// redis). Default: <caddy data dir>/llm_gateway/usage.db.
 	Path string `json:"path,omitempty"`
+	// URL is the Redis server (redis only): redis://[:password@]host:port/db
+	// or rediss:// for TLS. Placeholders such as {env.REDIS_URL} work.
+	URL string `json:"url,omitempty"`
+	// OnError is what happens when Redis cannot be reached: "closed"
+	// (default: refuse requests with 503) or "open" (serve them unchecked).
+	// Either way an error is logged and llm_gateway_store_errors_total counts it.
+	OnError string `json:"on_error,omitempty"`
+	// Prefix namespaces the Redis keys (default "llmgw"), so several
+	// gateways can share one Redis.
+	Prefix string `json:"prefix,omitempty"`
 }
 
 // ProviderConfig is one upstream.
@@ -85,17 +104,52 @@ type ProviderConfig struct {
 	TransportRaw json.RawMessage `json:"transport,omitempty" caddy:"namespace=http.reverse_proxy.transport inline_key=protocol"`
 }
 
+// LimitsConfig are the controls customers, teams and keys share.
+type LimitsConfig struct {
+	// Models is an allow-list of canonical model globs; allow-lists
+	// intersect down the path.
+	Models []string `json:"models,omitempty"`
+	// Budgets are hard spending limits per calendar period.
+	Budgets []BudgetConfig `json:"budgets,omitempty"`
+	// RateLimits limit requests or tokens per window.
+	RateLimits []RateLimitConfig `json:"rate_limits,omitempty"`
+	// Disabled refuses every request on the path (403).
+	Disabled bool `json:"disabled,omitempty"`
+	// Expires (RFC 3339) refuses requests from then on (401).
+	Expires string `json:"expires,omitempty"`
+	// BudgetWarn is the percentage of a budget whose crossing is logged and
+	// counted; 0 inherits the gateway's budget_warn.
+	BudgetWarn int `json:"budget_warn,omitempty"`
+}
+
+// BudgetConfig is one budget: an amount of US dollars per period.
+type BudgetConfig struct {
+	// Amount is decimal USD ("5", "0.50").
+	Amount string `json:"amount"`
+	// Period is hour, day, week, month or total.
+	Period string `json:"period"`
+}
+
+// RateLimitConfig is one rate limit: Limit units per window.
+type RateLimitConfig struct {
+	Limit int64 `json:"limit"`
+	// Unit is requests or tokens.
+	Unit string `json:"unit"`
+	// Per is second, minute, hour or day.
+	Per string `json:"per"`
+}
+
 // CustomerConfig is a customer of the hierarchy.
 type CustomerConfig struct {
-	Name   string   `json:"name"`
-	Models []string `json:"models,omitempty"`
+	Name string `json:"name"`
+	LimitsConfig
 }
 
 // TeamConfig is a team, optionally under a customer.
 type TeamConfig struct {
-	Name     string   `json:"name"`
-	Customer string   `json:"customer,omitempty"`
-	Models   []string `json:"models,omitempty"`
+	Name     string `json:"name"`
+	Customer string `json:"customer,omitempty"`
+	LimitsConfig
 }
 
 // KeyConfig is a virtual key. Exactly one of Secret and SecretSHA256 is set.
@@ -104,10 +158,13 @@ type KeyConfig struct {
 	// Secret is the key itself (or a placeholder resolving to it).
 	Secret string `json:"secret,omitempty"`
 	// SecretSHA256 is the hex SHA-256 of the key, so config holds nothing usable.
-	SecretSHA256 string   `json:"secret_sha256,omitempty"`
-	Team         string   `json:"team,omitempty"`
-	Customer     string   `json:"customer,omitempty"`
-	Models       []string `json:"models,omitempty"`
+	SecretSHA256 string `json:"secret_sha256,omitempty"`
+	Team         string `json:"team,omitempty"`
+	Customer     string `json:"customer,omitempty"`
+	// MaxTokensCap refuses requests whose max_tokens exceeds it (400), and
+	// bounds the worst case of requests that omit max_tokens.
+	MaxTokensCap int64 `json:"max_tokens_cap,omitempty"`
+	LimitsConfig
 }
 
 // PriceConfig overrides a model's price. Amounts are decimal USD per
@@ -171,24 +228,44 @@ func (g *Gateway) Provision(ctx caddy.Context) error {
 		return err
 	}
 
-	key, err := storeKey(g.Store)
+	spec, err := resolveStore(g.Store, repl)
 	if err != nil {
 		return err
 	}
-	shared, err := acquireStore(key, g.Store, g.logger)
+	shared, err := acquireStore(spec, g.logger, m)
 	if err != nil {
 		return err
 	}
-	g.storeKey = key
+	g.storeKey = spec.key()
+	shared.leases.setLease(time.Duration(g.ReservationLease))
+	// Budgets new to this config get their counters now, their spend so far
+	// this period restored from the ledger, before any request is admitted.
+	pctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	err = shared.counters.Prepare(pctx, reg.AllLevels(), time.Now(), loc)
+	cancel()
+	if err != nil {
+		if !spec.failOpen {
+			g.logger.Error("preparing budget counters; requests with budgets will be refused until the store answers",
+				zap.String("store", spec.describe()), zap.Error(err))
+		} else {
+			g.logger.Error("preparing budget counters; requests will be served unchecked until the store answers",
+				zap.String("store", spec.describe()), zap.Error(err))
+		}
+	}
 	g.state = &state{
-		registry: reg,
-		router:   router,
-		store:    shared,
-		metrics:  m,
-		location: loc,
-		maxBody:  g.MaxRequestBody,
-		logger:   g.logger,
-		labels:   newLabelResolver(g.MetricsLabels),
+		registry:        reg,
+		router:          router,
+		store:           shared,
+		metrics:         m,
+		location:        loc,
+		maxBody:         g.MaxRequestBody,
+		logger:          g.logger,
+		labels:          newLabelResolver(g.MetricsLabels, m.labelNames[len(baseLabels):]),
+		lease:           time.Duration(g.ReservationLease),
+		countCacheReads: g.CountCacheReads,
+	}
+	if g.state.lease <= 0 {
+		g.state.lease = DefaultReservationLease
 	}
 	activeGateways.add(g)
 	return nil
@@ -228,18 +305,33 @@ func globs(in []string) []llm.Glob {
 func (g *Gateway) buildRegistry(repl *caddy.Replacer) (*governance.Registry, error) {
 	customers := make([]governance.CustomerSpec, 0, len(g.Customers))
 	for _, c := range g.Customers {
-		customers = append(customers, governance.CustomerSpec{Name: c.Name, Models: globs(c.Models)})
+		l, err := c.LimitsConfig.limits()
+		if err != nil {
+			return nil, fmt.Errorf("customer %q: %v", c.Name, err)
+		}
+		customers = append(customers, governance.CustomerSpec{Name: c.Name, Limits: l})
 	}
 	teams := make([]governance.TeamSpec, 0, len(g.Teams))
 	for _, t := range g.Teams {
-		teams = append(teams, governance.TeamSpec{Name: t.Name, Customer: t.Customer, Models: globs(t.Models)})
+		l, err := t.LimitsConfig.limits()
+		if err != nil {
+			return nil, fmt.Errorf("team %q: %v", t.Name, err)
+		}
+		teams = append(teams, governance.TeamSpec{Name: t.Name, Customer: t.Customer, Limits: l})
 	}
 	keys := make([]governance.KeySpec, 0, len(g.Keys))
 	for _, k := range g.Keys {
 		if k.Name == "" {
 			return nil, fmt.Errorf("key without a name")
 		}
-		spec := governance.KeySpec{Name: k.Name, Team: k.Team, Customer: k.Customer, Models: globs(k.Models)}
+		l, err := k.LimitsConfig.limits()
+		if err != nil {
+			return nil, fmt.Errorf("key %q: %v", k.Name, err)
+		}
+		if k.MaxTokensCap < 0 {
+			return nil, fmt.Errorf("key %q: max_tokens_cap must be positive", k.Name)
+		}
+		spec := governance.KeySpec{Name: k.Name, Team: k.Team, Customer: k.Customer, Limits: l, MaxTokensCap: k.MaxTokensCap}
 		switch {
 		case k.Secret != "" && k.SecretSHA256 != "":
 			return nil, fmt.Errorf("key %q: set secret or secret_sha256, not both", k.Name)
@@ -271,7 +363,15 @@ func (g *Gateway) buildRegistry(repl *caddy.Replacer) (*governance.Registry, err
 		}
 		rows = append(rows, row)
 	}
-	return governance.NewRegistry(customers, teams, keys, governance.NewPriceTable(rows))
+	reg, err := governance.NewRegistry(customers, teams, keys, governance.NewPriceTable(rows))
+	if err != nil {
+		return nil, err
+	}
+	if g.BudgetWarn < 0 || g.BudgetWarn > 100 {
+		return nil, fmt.Errorf("budget_warn must be a percentage between 1 and 100")
+	}
+	reg.DefaultBudgetWarn = g.BudgetWarn
+	return reg, nil
 }
 
 func (p *PriceConfig) row() (governance.PriceOverride, error) {

@@ -50,6 +50,14 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.
 	defer st.store.release()
 
 	x := &exchange{st: st, w: w, r: r, key: key, start: start, surface: rec.Surface, dialect: dialect}
+	if ref := key.Usable(start); ref != nil {
+		if ref.Reason == "expired" {
+			x.refuse("expired", llm.ErrAuthentication, fmt.Sprintf("%s expired at %s", ref.Scope, ref.At.UTC().Format(time.RFC3339)))
+		} else {
+			x.refuse("disabled", llm.ErrPermission, fmt.Sprintf("%s is disabled", ref.Scope))
+		}
+		return nil
+	}
 	switch rec.Surface {
 	case llm.SurfaceAnthropicModels, llm.SurfaceOpenAIModels:
 		x.serveModels(rec.PathModel)
@@ -85,6 +93,12 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.
 		x.refuse("model", llm.ErrPermission, fmt.Sprintf("key %s may not use model %s", key.Name, x.model))
 		return nil
 	}
+	if key.MaxTokensCap > 0 && fields.MaxTokens > key.MaxTokensCap {
+		x.refuse("max_tokens", llm.ErrInvalidRequest, fmt.Sprintf(
+			"max_tokens %d exceeds the cap of %d for key %s (Claude Code: set CLAUDE_CODE_MAX_OUTPUT_TOKENS=%d)",
+			fields.MaxTokens, key.MaxTokensCap, key.Name, key.MaxTokensCap))
+		return nil
+	}
 	x.stream = fields.Stream || rec.Surface == llm.SurfaceBedrockInvokeStream || rec.Surface == llm.SurfaceVertexStreamRawPredict
 	call := &llm.Call{
 		Surface:        rec.Surface,
@@ -115,6 +129,11 @@ type exchange struct {
 	stream    bool
 	provider  string
 	attempts  int
+	// ticket is the admission's claim on the counters (nil when the path
+	// has no limits); flight tracks its lease while the response flows.
+	ticket    *governance.Ticket
+	flight    *flight
+	rejection string // why the gateway refused the request, for the log
 }
 
 // forward tries the route's providers in order, falling back on connection
@@ -124,6 +143,9 @@ func (x *exchange) forward(call *llm.Call) {
 	cands := x.st.router.Candidates(buf[:0], call.Surface, call.CanonicalModel)
 	if len(cands) == 0 {
 		x.refuse("no_route", llm.ErrNotFound, fmt.Sprintf("no provider serves model %s on %s", call.Model, call.Surface))
+		return
+	}
+	if !x.admit(call) {
 		return
 	}
 	ctx := x.r.Context()
@@ -147,7 +169,11 @@ func (x *exchange) forward(call *llm.Call) {
 			continue
 		}
 		x.provider = p.Name()
-		res := p.Relay(x.w, resp, call)
+		w := x.w
+		if x.flight != nil {
+			w = &progressWriter{ResponseWriter: x.w, f: x.flight}
+		}
+		res := p.Relay(w, resp, call)
 		if res.ClientErr == nil && ctx.Err() != nil {
 			res.ClientErr = context.Cause(ctx)
 		}
@@ -215,6 +241,7 @@ func (x *exchange) settle(res providers.Result, sent, headers time.Time) {
 // the counters, and the access-log fields.
 func (x *exchange) record(status int, usage llm.Usage, cost governance.Money, priced bool) {
 	now := time.Now()
+	x.settleCounters(now, usage, cost)
 	rec := governance.Record{
 		Time:           x.start,
 		Key:            x.key.Name,
@@ -231,7 +258,7 @@ func (x *exchange) record(status int, usage llm.Usage, cost governance.Money, pr
 		SessionID:      x.r.Header.Get("X-Claude-Code-Session-Id"),
 		Duration:       now.Sub(x.start),
 	}
-	x.st.store.Record(&rec)
+	x.st.store.ledger.Record(&rec)
 
 	var lv [16]string
 	values := append(lv[:0], rec.Key, rec.Team, rec.Customer, rec.Provider, rec.Model)
@@ -271,12 +298,16 @@ func (x *exchange) record(status int, usage llm.Usage, cost governance.Money, pr
 		if usage.OutputEstimated {
 			elf.Add(zap.Bool("llm.output_estimated", true))
 		}
+		if x.rejection != "" {
+			elf.Add(zap.String("llm.rejection", x.rejection))
+		}
 	}
 }
 
 // refuse answers a request the gateway itself turns down after the key is
 // known: it is attributed (ledger, request counter) and counted by reason.
 func (x *exchange) refuse(reason string, kind llm.ErrorKind, msg string) {
+	x.rejection = reason
 	x.st.reject(x.w, x.dialect, reason, kind, msg)
 	x.record(llm.ErrorStatus(x.dialect, kind), llm.Usage{}, 0, true)
 }

@@ -1,7 +1,9 @@
 package module
 
 import (
+	"context"
 	"fmt"
+	"net/url"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
@@ -26,21 +28,29 @@ type state struct {
 	maxBody  int64
 	logger   *zap.Logger
 	labels   *labelResolver
+	// lease is the reservation lease admissions take.
+	lease time.Duration
+	// countCacheReads makes token rate limits count cache reads.
+	countCacheReads bool
 }
 
 // storePool shares stores across config reloads: a reload that keeps the
 // same store configuration keeps the same store, counters and all.
 var storePool = caddy.NewUsagePool()
 
-// sharedStore is a store with a reference count: one reference for the
-// pool, one for each in-flight request. Whoever drops the last one closes
-// it, so a reload never closes a store under a stream that is still being
-// metered.
+// sharedStore is the ledger and the counters of one store configuration,
+// with a reference count: one reference for the pool, one for each
+// in-flight request. Whoever drops the last one closes it, so a reload
+// never closes a store under a stream that is still being metered.
 type sharedStore struct {
-	governance.Store
-	refs   atomic.Int64
-	logger *zap.Logger
-	desc   string
+	ledger   governance.Store
+	counters governance.Counters
+	// failOpen serves requests unchecked when the counters are unreachable.
+	failOpen bool
+	leases   *leaseTracker
+	refs     atomic.Int64
+	logger   *zap.Logger
+	desc     string // for logs: never holds a password
 }
 
 // tryAcquire takes a request's reference; false once the store is closed.
@@ -59,8 +69,12 @@ func (s *sharedStore) tryAcquire() bool {
 // release drops a reference and closes the store with the last one.
 func (s *sharedStore) release() {
 	if s.refs.Add(-1) == 0 {
-		if err := s.Store.Close(); err != nil {
-			s.logger.Error("closing usage store", zap.String("store", s.desc), zap.Error(err))
+		s.leases.stop()
+		if err := s.counters.Close(); err != nil {
+			s.logger.Error("closing usage counters", zap.String("store", s.desc), zap.Error(err))
+		}
+		if err := s.ledger.Close(); err != nil {
+			s.logger.Error("closing usage ledger", zap.String("store", s.desc), zap.Error(err))
 		}
 	}
 }
@@ -72,48 +86,124 @@ func (s *sharedStore) Destruct() error {
 	return nil
 }
 
-// storeKey identifies a store configuration in the pool.
-func storeKey(c *StoreConfig) (string, error) {
-	typ, path := "sqlite", ""
-	if c != nil {
-		typ, path = c.Type, c.Path
-	}
-	switch typ {
-	case "memory":
-		return "memory", nil
-	case "sqlite", "":
-		if path == "" {
-			path = filepath.Join(caddy.AppDataDir(), "llm_gateway", "usage.db")
-		}
-		abs, err := filepath.Abs(path)
-		if err != nil {
-			return "", fmt.Errorf("store sqlite path: %v", err)
-		}
-		return "sqlite:" + abs, nil
-	}
-	return "", fmt.Errorf("unknown store type %q (want sqlite or memory)", typ)
+// storeSpec is a store configuration with placeholders resolved.
+type storeSpec struct {
+	typ      string // sqlite, memory, redis
+	path     string // SQLite ledger file (absolute)
+	url      string // Redis URL
+	prefix   string
+	failOpen bool
 }
 
-// acquireStore loads the store for key from the pool, opening it on first use.
-func acquireStore(key string, _ *StoreConfig, logger *zap.Logger) (*sharedStore, error) {
-	v, _, err := storePool.LoadOrNew(key, func() (caddy.Destructor, error) {
-		var st governance.Store
-		switch {
-		case key == "memory":
-			st = governance.NewMemoryStore()
+// key identifies the store in the pool.
+func (s storeSpec) key() string {
+	switch s.typ {
+	case "memory":
+		return "memory"
+	case "redis":
+		return "redis:" + s.url + "|" + s.prefix + "|" + s.path
+	}
+	return "sqlite:" + s.path
+}
+
+// describe names the store for logs, without credentials.
+func (s storeSpec) describe() string {
+	switch s.typ {
+	case "memory":
+		return "memory"
+	case "redis":
+		u := s.url
+		if parsed, err := url.Parse(u); err == nil {
+			u = parsed.Redacted()
+		}
+		return "redis " + u + " (ledger " + s.path + ")"
+	}
+	return "sqlite " + s.path
+}
+
+// resolveStore validates a store configuration and resolves its
+// placeholders and default paths.
+func resolveStore(c *StoreConfig, repl *caddy.Replacer) (storeSpec, error) {
+	if c == nil {
+		c = &StoreConfig{Type: "sqlite"}
+	}
+	spec := storeSpec{typ: c.Type}
+	if spec.typ == "" {
+		spec.typ = "sqlite"
+	}
+	switch spec.typ {
+	case "memory":
+		return spec, nil
+	case "sqlite", "redis":
+	default:
+		return spec, fmt.Errorf("unknown store type %q (want sqlite, memory or redis)", c.Type)
+	}
+	path := c.Path
+	if path == "" {
+		path = filepath.Join(caddy.AppDataDir(), "llm_gateway", "usage.db")
+	}
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return spec, fmt.Errorf("store ledger path: %v", err)
+	}
+	spec.path = abs
+	if spec.typ == "redis" {
+		u, err := repl.ReplaceOrErr(c.URL, true, true)
+		if err != nil {
+			return spec, fmt.Errorf("store redis url: %v", err)
+		}
+		if u == "" {
+			return spec, fmt.Errorf("store redis needs a url")
+		}
+		spec.url = u
+		spec.prefix = c.Prefix
+		if spec.prefix == "" {
+			spec.prefix = "llmgw"
+		}
+		switch c.OnError {
+		case "", "closed":
+		case "open":
+			spec.failOpen = true
 		default:
-			path := key[len("sqlite:"):]
-			s, err := governance.OpenSQLiteStore(path, governance.SQLiteOptions{
+			return spec, fmt.Errorf("store on_error: want open or closed, got %q", c.OnError)
+		}
+	} else if c.URL != "" || c.OnError != "" || c.Prefix != "" {
+		return spec, fmt.Errorf("store %s: url, on_error and prefix are for store redis", spec.typ)
+	}
+	return spec, nil
+}
+
+// acquireStore loads the store for spec from the pool, opening it on first use.
+func acquireStore(spec storeSpec, logger *zap.Logger, m *metrics) (*sharedStore, error) {
+	v, _, err := storePool.LoadOrNew(spec.key(), func() (caddy.Destructor, error) {
+		s := &sharedStore{logger: logger, desc: spec.describe(), failOpen: spec.failOpen}
+		switch spec.typ {
+		case "memory":
+			ms := governance.NewMemoryStore()
+			s.ledger = ms
+			s.counters = governance.NewMemoryCounters(restoreFrom(ms))
+		default:
+			ls, err := governance.OpenSQLiteStore(spec.path, governance.SQLiteOptions{
 				OnError: func(err error) {
-					logger.Error("writing usage ledger (will retry)", zap.String("path", path), zap.Error(err))
+					logger.Error("writing usage ledger (will retry)", zap.String("path", spec.path), zap.Error(err))
 				},
 			})
 			if err != nil {
-				return nil, fmt.Errorf("opening sqlite store %s: %v", path, err)
+				return nil, fmt.Errorf("opening sqlite ledger %s: %v", spec.path, err)
 			}
-			st = s
+			s.ledger = ls
+			if spec.typ == "redis" {
+				rc, err := governance.NewRedisCounters(governance.RedisOptions{URL: spec.url, Prefix: spec.prefix})
+				if err != nil {
+					_ = ls.Close()
+					return nil, fmt.Errorf("store redis: %v", err)
+				}
+				s.counters = rc
+			} else {
+				s.counters = governance.NewMemoryCounters(restoreFrom(ls))
+			}
 		}
-		s := &sharedStore{Store: st, logger: logger, desc: key}
+		s.leases = newLeaseTracker(s, logger, m)
 		s.refs.Store(1)
 		return s, nil
 	})
@@ -121,6 +211,24 @@ func acquireStore(key string, _ *StoreConfig, logger *zap.Logger) (*sharedStore,
 		return nil, err
 	}
 	return v.(*sharedStore), nil
+}
+
+// spendSource is a ledger that can sum a scope's spend since a time.
+type spendSource interface {
+	governance.Store
+	SpendSince(s governance.Scope, since time.Time) (governance.Totals, error)
+}
+
+// restoreFrom restores budget counters from a ledger: flush what is queued
+// once, then sum the 15-minute buckets of the period.
+func restoreFrom(l spendSource) governance.RestoreFunc {
+	return func(ctx context.Context, s governance.Scope, since time.Time) (governance.Money, error) {
+		if err := l.Flush(ctx); err != nil {
+			return 0, err
+		}
+		t, err := l.SpendSince(s, since)
+		return t.Cost, err
+	}
 }
 
 // activeGateways are the provisioned handlers, for the admin API.

@@ -8,6 +8,18 @@ cd "$(dirname "$0")/.."
 # Tests never reach a cloud metadata endpoint, whatever the machine.
 export AWS_EC2_METADATA_DISABLED=true
 
+# The Redis store's tests run a real redis-server (each test starts its own
+# on a free port); install Debian's package when it is missing.
+if ! command -v redis-server >/dev/null 2>&1; then
+	echo "== installing redis-server"
+	sudo=""
+	if [ "$(id -u)" != 0 ] && command -v sudo >/dev/null 2>&1; then sudo=sudo; fi
+	$sudo apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq redis-server >/dev/null
+	# Tests start their own servers; the packaged service is not needed.
+	$sudo service redis-server stop >/dev/null 2>&1 || true
+fi
+
 echo "== gofmt"
 unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))
 if [ -n "$unformatted" ]; then

@@ -1,0 +1,203 @@
+package module
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"strconv"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/llmgateway/caddy-llm-gateway/governance"
+	"github.com/llmgateway/caddy-llm-gateway/providers/llm"
+)
+
+// bytesPerToken is how the worst case estimates input tokens from the body
+// size without tokenizing: three bytes a token over-counts English and code
+// alike (JSON syntax and escapes inflate the bytes), so the estimate errs on
+// the side of the budget.
+const bytesPerToken = 3
+
+// admit checks the key's path against its budgets and rate limits and
+// reserves the request's worst case. It answers the client itself and
+// returns false when the request may not go on.
+func (x *exchange) admit(call *llm.Call) bool {
+	if !x.key.HasLimits() {
+		return true
+	}
+	levels := x.key.Levels()
+	billable := x.surface.Billable()
+	if !billable {
+		levels = requestLimitsOnly(levels)
+		if levels == nil {
+			return true
+		}
+	}
+	var worst governance.Money
+	inputTokens := (int64(len(call.Body)) + bytesPerToken - 1) / bytesPerToken
+	outputTokens := call.MaxTokens
+	price := x.st.registry.Prices.Lookup(x.model)
+	if outputTokens == 0 {
+		outputTokens = x.key.MaxTokensCap
+	}
+	if outputTokens == 0 {
+		outputTokens = governance.DefaultMaxOutput
+		if price != nil && price.MaxOutput > 0 {
+			outputTokens = price.MaxOutput
+		}
+	}
+	if billable && price != nil {
+		worst = price.WorstCase(inputTokens, outputTokens)
+	}
+	a := &governance.Admission{
+		Now:       x.start,
+		Location:  x.st.location,
+		Levels:    levels,
+		WorstCase: worst,
+		Lease:     x.st.lease,
+	}
+	if billable {
+		a.Tokens = inputTokens + outputTokens
+	}
+	ticket, rej, err := x.st.store.counters.Admit(x.r.Context(), a)
+	if err != nil {
+		x.st.metrics.storeErrors.WithLabelValues("admit").Inc()
+		if x.st.store.failOpen {
+			x.st.logger.Error("budget store unreachable: serving the request unchecked (on_error open)",
+				zap.String("store", x.st.store.desc), zap.String("key", x.key.Name), zap.Error(err))
+			x.ticket = &governance.Ticket{Unchecked: true}
+			return true
+		}
+		x.st.logger.Error("budget store unreachable: refusing the request (on_error closed)",
+			zap.String("store", x.st.store.desc), zap.String("key", x.key.Name), zap.Error(err))
+		x.refuse("store", llm.ErrOverloaded, "the gateway cannot check budgets and rate limits right now; retry shortly")
+		return false
+	}
+	if rej != nil {
+		x.refuseAdmission(rej)
+		return false
+	}
+	x.ticket = ticket
+	if remaining, ok := ticket.TightestRemaining(); ok {
+		x.w.Header().Set("X-Llm-Gateway-Budget-Remaining-Usd", remaining.String())
+	}
+	if len(ticket.Reservations) > 0 {
+		x.flight = x.st.store.leases.track(ticket)
+	}
+	return true
+}
+
+// requestLimitsOnly keeps only request-rate limits: what applies to free
+// calls such as count_tokens. nil when none remain.
+func requestLimitsOnly(levels []governance.Level) []governance.Level {
+	var out []governance.Level
+	for _, l := range levels {
+		var rl []governance.RateLimit
+		for _, r := range l.RateLimits {
+			if r.Unit == governance.RateRequests {
+				rl = append(rl, r)
+			}
+		}
+		if len(rl) > 0 {
+			out = append(out, governance.Level{Scope: l.Scope, RateLimits: rl})
+		}
+	}
+	return out
+}
+
+// refuseAdmission answers a budget (402; OpenAI: 429 insufficient_quota) or
+// rate-limit (429 with retry-after) refusal with a message that names the
+// scope, the limit and when it resets.
+func (x *exchange) refuseAdmission(rej *governance.Rejection) {
+	if rej.Reason == governance.RejectRateLimit {
+		secs := int64(math.Ceil(rej.RetryAfter.Seconds()))
+		if secs < 1 {
+			secs = 1
+		}
+		h := x.w.Header()
+		h.Set("Retry-After", strconv.FormatInt(secs, 10))
+		unit := rej.RateLimit.Unit.String()
+		limit := strconv.FormatInt(rej.RateLimit.Limit, 10)
+		remaining := strconv.FormatInt(rej.Remaining, 10)
+		reset := rej.ResetAt.UTC().Format(time.RFC3339)
+		switch x.dialect {
+		case llm.DialectOpenAI:
+			h.Set("X-Ratelimit-Limit-"+unit, limit)
+			h.Set("X-Ratelimit-Remaining-"+unit, remaining)
+			h.Set("X-Ratelimit-Reset-"+unit, strconv.FormatInt(secs, 10)+"s")
+		default:
+			h.Set("Anthropic-Ratelimit-"+unit+"-Limit", limit)
+			h.Set("Anthropic-Ratelimit-"+unit+"-Remaining", remaining)
+			h.Set("Anthropic-Ratelimit-"+unit+"-Reset", reset)
+		}
+		x.refuse("rate_limit", llm.ErrRateLimit, fmt.Sprintf(
+			"rate limit exceeded: %s is limited to %s; retry in %d s (at %s)",
+			rej.Scope, rej.RateLimit, secs, reset))
+		return
+	}
+	b := rej.Budget
+	var msg string
+	switch {
+	case rej.HeldByPartial:
+		msg = fmt.Sprintf("budget nearly exhausted: %s has %s left of its %s budget and a request in flight is holding it",
+			rej.Scope, governance.FormatUSD(b.Limit-rej.Spent-rej.Reserved), b)
+	default:
+		msg = fmt.Sprintf("budget exceeded: %s has spent %s of its %s budget", rej.Scope, governance.FormatUSD(rej.Spent), b)
+		if rej.Reserved > 0 {
+			msg += fmt.Sprintf(" (%s more is reserved by requests in flight)", governance.FormatUSD(rej.Reserved))
+		}
+	}
+	if rej.ResetAt.IsZero() {
+		msg += "; a total budget does not reset"
+	} else {
+		msg += "; it resets at " + rej.ResetAt.UTC().Format(time.RFC3339)
+	}
+	x.refuse("budget", llm.ErrBilling, msg)
+}
+
+// settleCounters replaces the ticket's reservations by what the request
+// cost and corrects its token charges, then reports budget_warn crossings.
+// Every path that ends an admitted request goes through here once.
+func (x *exchange) settleCounters(now time.Time, usage llm.Usage, cost governance.Money) {
+	t := x.ticket
+	if t == nil {
+		return
+	}
+	x.ticket = nil
+	if x.flight != nil {
+		x.st.store.leases.untrack(x.flight)
+	}
+	if t.Unchecked {
+		return
+	}
+	tokens := usage.InputTokens + usage.CacheWrite5mTokens + usage.CacheWrite1hTokens + usage.OutputTokens
+	if x.st.countCacheReads {
+		tokens += usage.CacheReadTokens
+	}
+	// The client may be gone; the accounting must not be.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(x.r.Context()), 10*time.Second)
+	defer cancel()
+	changes, err := x.st.store.counters.Settle(ctx, t, governance.Settlement{Now: now, Cost: cost, Tokens: tokens})
+	if err != nil {
+		x.st.metrics.storeErrors.WithLabelValues("settle").Inc()
+		x.st.logger.Error("settling budget counters (the ledger still records the request)",
+			zap.String("store", x.st.store.desc), zap.String("key", x.key.Name), zap.Error(err))
+		return
+	}
+	for _, c := range changes {
+		pct := x.st.registry.BudgetWarnFor(c.Scope)
+		if pct <= 0 {
+			continue
+		}
+		threshold := c.Budget.Limit * governance.Money(pct) / 100
+		if c.Before < threshold && c.After >= threshold {
+			x.st.metrics.budgetWarnings.WithLabelValues(c.Scope.Kind.String(), c.Scope.Name, c.Budget.Period.String()).Inc()
+			x.st.logger.Warn(fmt.Sprintf("budget warning: %s has spent %s of its %s budget (%d%% threshold)",
+				c.Scope, governance.FormatUSD(c.After), c.Budget, pct),
+				zap.String("scope", c.Scope.Kind.String()), zap.String("name", c.Scope.Name),
+				zap.String("period", c.Budget.Period.String()), zap.Int64("spent_nano_usd", int64(c.After)),
+				zap.Int64("limit_nano_usd", int64(c.Budget.Limit)))
+		}
+	}
+}
