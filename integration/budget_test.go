@@ -12,6 +12,7 @@ import (
 
 	"github.com/anthropics/anthropic-sdk-go/v2"
 	"github.com/anthropics/anthropic-sdk-go/v2/option"
+	dto "github.com/prometheus/client_model/go"
 )
 
 func smallParams(maxTokens int64) anthropic.MessageNewParams {
@@ -49,21 +50,54 @@ func budgetBlock(m *mockAnthropic, store, aliceLimits, teamLimits string) string
 func TestBudgetHoldsUnderConcurrency(t *testing.T) {
 	m := newMockAnthropic(t)
 	db := t.TempDir() + "/u.db"
-	g := startGateway(t, gatewayOptions{Block: budgetBlock(m, "store sqlite "+db, "budget 0.05 usd per day", "")})
+	g := startGateway(t, gatewayOptions{Block: budgetBlock(m, "store sqlite "+db, "budget 0.01 usd per day", "")})
 	before := g.metrics()
 	c := newClient(g, "", option.WithAuthToken(aliceKey), option.WithHeader("X-Mock-Scenario", "small"))
 
-	const n = 200
+	// 200 streaming requests from 40 concurrent clients, so reservations are
+	// contended and the budget is spent down to its limit while they run.
+	const n, workers = 200, 40
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	var ok, refused int
 	var remainingHeaders []string
-	for range n {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+	for i := range n {
+		if i%(n/workers) == 0 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for range n / workers {
+					oneBudgetRequest(t, c, &mu, &ok, &refused, &remainingHeaders)
+				}
+			}()
+		}
+	}
+	wg.Wait()
+	g.waitLogs(n)
+	t.Logf("concurrent phase: %d admitted, %d refused with 402", ok, refused)
+	if ok+refused != n || ok == 0 || refused == 0 {
+		t.Fatalf("ok %d refused %d", ok, refused)
+	}
+	// Then one at a time until the budget itself is spent: the spend ends
+	// at or past B (the last request fits on a partial reservation) and
+	// never more than one worst case past it.
+	total := n
+	for refusedBefore := refused; refused == refusedBefore; total++ {
+		oneBudgetRequest(t, c, &mu, &ok, &refused, &remainingHeaders)
+		g.waitLog()
+		if total > 1000 {
+			t.Fatal("budget never ran out")
+		}
+	}
+	t.Logf("in all: %d admitted, %d refused with 402", ok, refused)
+	checkBudgetOutcome(t, g, m, before, total, ok, refused, remainingHeaders)
+}
+
+func oneBudgetRequest(t *testing.T, c anthropic.Client, mu *sync.Mutex, ok, refused *int, remainingHeaders *[]string) {
+	{
+		{
 			var resp *http.Response
-			stream := c.Messages.NewStreaming(context.Background(), smallParams(1000), option.WithResponseInto(&resp))
+			stream := c.Messages.NewStreaming(context.Background(), smallParams(100), option.WithResponseInto(&resp))
 			for stream.Next() {
 			}
 			err := stream.Err()
@@ -72,12 +106,12 @@ func TestBudgetHoldsUnderConcurrency(t *testing.T) {
 			var apiErr *anthropic.Error
 			switch {
 			case err == nil:
-				ok++
-				remainingHeaders = append(remainingHeaders, resp.Header.Get("X-Llm-Gateway-Budget-Remaining-Usd"))
+				*ok++
+				*remainingHeaders = append(*remainingHeaders, resp.Header.Get("X-Llm-Gateway-Budget-Remaining-Usd"))
 			case errors.As(err, &apiErr) && apiErr.StatusCode == http.StatusPaymentRequired:
-				refused++
+				*refused++
 				raw := apiErr.RawJSON()
-				if !strings.Contains(raw, `"billing_error"`) || !strings.Contains(raw, "key alice") || !strings.Contains(raw, "$0.05 daily budget") {
+				if !strings.Contains(raw, `"billing_error"`) || !strings.Contains(raw, "key alice") || !strings.Contains(raw, "$0.01 daily budget") {
 					t.Errorf("402 body %s", raw)
 				}
 				if apiErr.Response.Header.Get("Retry-After") != "" || apiErr.Response.Header.Get("X-Should-Retry") != "false" {
@@ -86,14 +120,11 @@ func TestBudgetHoldsUnderConcurrency(t *testing.T) {
 			default:
 				t.Errorf("unexpected error: %v", err)
 			}
-		}()
+		}
 	}
-	wg.Wait()
-	g.waitLogs(n)
-	t.Logf("%d admitted, %d refused with 402", ok, refused)
-	if ok+refused != n || ok == 0 || refused == 0 {
-		t.Fatalf("ok %d refused %d", ok, refused)
-	}
+}
+
+func checkBudgetOutcome(t *testing.T, g *gateway, m *mockAnthropic, before map[string]*dto.MetricFamily, n, ok, refused int, remainingHeaders []string) {
 	if m.count() != ok {
 		t.Fatalf("upstream saw %d requests, %d were admitted: a refused request reached the upstream", m.count(), ok)
 	}
@@ -103,16 +134,16 @@ func TestBudgetHoldsUnderConcurrency(t *testing.T) {
 		}
 	}
 
-	const budget = 50_000_000
-	// Worst case of one request: ~40 input tokens at $6 (1h cache write) +
-	// 1000 output at $15 ≈ $0.01524; the bound allows one of those over B.
-	const worst = 15_300_000
+	const budget = 10_000_000
+	// Worst case of one request: ~41 input tokens at $6 (1h cache write) +
+	// 100 output at $15 ≈ $0.001746; the bound allows one of those over B.
+	const worst = 1_800_000
 	charged := int64(ok) * smallCostSonnetNano
-	if charged > budget+worst {
-		t.Fatalf("charged %d nano > budget %d + worst %d", charged, budget, worst)
+	if charged > budget+worst || charged < budget {
+		t.Fatalf("charged %d nano, want within [budget %d, budget + worst %d]", charged, budget, budget+worst)
 	}
 	usage := adminUsage(g, "key")["alice"]
-	if usage.CostNanoUSD != charged || usage.Requests != n {
+	if usage.CostNanoUSD != charged || usage.Requests != int64(n) {
 		t.Fatalf("ledger: %+v, want cost %d over %d requests", usage, charged, n)
 	}
 	keys := adminKeysFull(g)
@@ -128,11 +159,11 @@ func TestBudgetHoldsUnderConcurrency(t *testing.T) {
 		t.Fatalf("rejections metric %v, refused %d", got, refused)
 	}
 	remaining := metricValue(fams, "llm_gateway_budget_remaining_usd", map[string]string{"scope": "key", "name": "alice", "period": "day"})
-	if limit := metricValue(fams, "llm_gateway_budget_limit_usd", map[string]string{"scope": "key", "name": "alice", "period": "day"}); limit != 0.05 {
+	if limit := metricValue(fams, "llm_gateway_budget_limit_usd", map[string]string{"scope": "key", "name": "alice", "period": "day"}); limit != 0.01 {
 		t.Fatalf("budget limit gauge %v", limit)
 	}
-	if want := float64(budget-charged) / 1e9; charged <= budget && (remaining < want-1e-12 || remaining > want+1e-12) {
-		t.Fatalf("remaining gauge %v, want %v", remaining, want)
+	if remaining != 0 {
+		t.Fatalf("remaining gauge %v, want 0 (spent past the limit)", remaining)
 	}
 }
 
@@ -308,5 +339,32 @@ func TestKeyLifecycle(t *testing.T) {
 	g.waitLog()
 	if b := adminKeysFull(g)["alice"].Budgets[0]; b.SpentNanoUSD != 3*smallCostSonnetNano || b.LimitNanoUSD != 1_000_000_000 {
 		t.Fatalf("budget after reloads %+v", b)
+	}
+}
+
+// TestReloadMidStreamSettlesOnce: a stream admitted under one config, with
+// its reservation held, completes across a reload and is charged once; the
+// reservation is released once.
+func TestReloadMidStreamSettlesOnce(t *testing.T) {
+	m := newMockAnthropic(t)
+	db := t.TempDir() + "/u.db"
+	g := startGateway(t, gatewayOptions{Block: budgetBlock(m, "store sqlite "+db, "budget 1 usd per day", "")})
+	c := newClient(g, "", option.WithAuthToken(aliceKey))
+	stream := c.Messages.NewStreaming(context.Background(), messageParams("claude-sonnet-4-5"), option.WithHeader("X-Mock-Scenario", "gated"))
+	if !stream.Next() {
+		t.Fatal(stream.Err())
+	}
+	if b := adminKeysFull(g)["alice"].Budgets[0]; b.ReservedNanoUSD == 0 || b.SpentNanoUSD != 0 {
+		t.Fatalf("in flight: %+v", b)
+	}
+	g.load(gatewayOptions{Block: budgetBlock(m, "store sqlite "+db, "budget 2 usd per day", "")})
+	m.release <- struct{}{}
+	for stream.Next() {
+	}
+	must(t, stream.Err())
+	g.waitLog()
+	b := adminKeysFull(g)["alice"].Budgets[0]
+	if b.SpentNanoUSD != mockCostSonnetNano || b.ReservedNanoUSD != 0 || b.LimitNanoUSD != 2_000_000_000 {
+		t.Fatalf("after reload: %+v", b)
 	}
 }

@@ -3,6 +3,7 @@ package integration
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 )
 
 func sha256hex(s string) string {
@@ -82,3 +83,5 @@ func adminEntities(g *gateway, kind string) map[string]adminEntity {
 
 func adminKeysFull(g *gateway) map[string]adminEntity { return adminEntities(g, "keys") }
 func adminTeams(g *gateway) map[string]adminEntity    { return adminEntities(g, "teams") }
+
+func jsonUnmarshal(b []byte, v any) error { return json.Unmarshal(b, v) }

@@ -23,6 +23,9 @@ import (
 
 func init() {
 	caddy.RegisterModule(Gateway{})
+	// The Redis client logs failed dials itself; the gateway already logs
+	// and counts store errors, so keep its lines at debug level.
+	governance.SetRedisLogger(func(msg string) { caddy.Log().Named("llm_gateway.redis").Debug(msg) })
 }
 
 // DefaultMaxRequestBody is Anthropic's own request size limit.
