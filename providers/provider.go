@@ -6,7 +6,11 @@ package providers
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"net/http"
+	"net/url"
+	"strings"
 	"time"
 
 	"github.com/llmgateway/caddy-llm-gateway/providers/llm"
@@ -59,3 +63,54 @@ type Result struct {
 func Retryable(status int) bool {
 	return status == http.StatusTooManyRequests || (status >= 500 && status <= 504) || status == 529
 }
+
+// UpstreamError is a failure to get a response from the upstream (dial,
+// TLS, timeout, reset, cancellation). Its message names the provider and the
+// upstream host only: no URL path or query, no header, no key.
+type UpstreamError struct {
+	// Provider is the provider's configured name.
+	Provider string
+	// Host is the upstream host (and port, when the base URL has one).
+	Host string
+	// Err is the round tripper's error.
+	Err error
+
+	msg string
+}
+
+// NewUpstreamError describes err for a family's provider, redacting the
+// given secrets should a transport ever echo them (Go's does not), so that
+// the error never holds a key.
+func NewUpstreamError(family, provider, host string, err error, secrets ...string) *UpstreamError {
+	var msg string
+	var ue *url.Error
+	switch {
+	case errors.Is(err, context.Canceled):
+		msg = "request canceled"
+	case errors.Is(err, context.DeadlineExceeded):
+		msg = "deadline exceeded"
+	case errors.As(err, &ue):
+		msg = ue.Err.Error()
+	default:
+		msg = err.Error()
+	}
+	for _, s := range secrets {
+		if s != "" {
+			msg = strings.ReplaceAll(msg, s, "[redacted]")
+		}
+	}
+	return &UpstreamError{
+		Provider: provider,
+		Host:     host,
+		Err:      err,
+		msg:      fmt.Sprintf("%s provider %q: upstream %s: %s", family, provider, host, msg),
+	}
+}
+
+// Error implements error.
+func (e *UpstreamError) Error() string { return e.msg }
+
+// Unwrap returns the transport's error, for errors.Is and errors.As
+// (net.Error timeouts, context cancellation).
+func (e *UpstreamError) Unwrap() error { return e.Err }
+

@@ -8,11 +8,8 @@ package anthropic
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
-	"mime"
 	"net/http"
-	"net/textproto"
 	"net/url"
 	"strings"
 	"sync"
@@ -133,24 +130,6 @@ func (p *Provider) Serves(s llm.Surface) bool {
 	return s == llm.SurfaceAnthropicMessages || s == llm.SurfaceAnthropicCountTokens
 }
 
-// strippedRequest are inbound headers never forwarded upstream: hop-by-hop
-// headers, those the transport sets itself, the client's credentials (the
-// gateway's virtual key), cookies, and Accept-Encoding (the meter reads
-// plain bytes; identity is asked for instead). Expect is dropped because
-// the gateway already read the body.
-var strippedRequest = map[string]bool{
-	"Host":                true,
-	"Content-Length":      true,
-	"Authorization":       true,
-	"X-Api-Key":           true,
-	"Api-Key":             true,
-	"X-Goog-Api-Key":      true,
-	"Proxy-Authorization": true,
-	"Cookie":              true,
-	"Accept-Encoding":     true,
-	"Expect":              true,
-}
-
 // defaultSuffix is the upstream path of a surface when the call carries
 // none.
 func defaultSuffix(s llm.Surface) string {
@@ -190,7 +169,7 @@ func (p *Provider) Send(ctx context.Context, call *llm.Call) (*http.Response, er
 		return nil, fmt.Errorf("anthropic provider %q: bad upstream URL for path %q", p.name, suffix)
 	}
 	key := p.keys[(p.next.Add(1)-1)%uint64(len(p.keys))]
-	req.Header = forwardHeaders(call.Header)
+	req.Header = stream.ForwardRequestHeaders(call.Header)
 	req.Header["X-Api-Key"] = []string{key}
 	req.Header["Accept-Encoding"] = []string{"identity"}
 	if len(req.Header["Anthropic-Version"]) == 0 {
@@ -198,94 +177,10 @@ func (p *Provider) Send(ctx context.Context, call *llm.Call) (*http.Response, er
 	}
 	resp, err := p.transport.RoundTrip(req)
 	if err != nil {
-		return nil, newUpstreamError(p.name, p.host, err, key)
+		return nil, providers.NewUpstreamError("anthropic", p.name, p.host, err, key)
 	}
 	return resp, nil
 }
-
-// forwardHeaders copies the inbound headers to forward into a new header,
-// canonicalising names and sharing one backing array for all values.
-func forwardHeaders(in http.Header) http.Header {
-	var listed []string // names in the client's Connection header
-	for _, v := range in["Connection"] {
-		for f := range strings.SplitSeq(v, ",") {
-			if f = strings.TrimSpace(f); f != "" {
-				listed = append(listed, textproto.CanonicalMIMEHeaderKey(f))
-			}
-		}
-	}
-	n := 0
-	for _, vv := range in {
-		n += len(vv)
-	}
-	out := make(http.Header, len(in)+3)
-	values := make([]string, 0, n)
-outer:
-	for k, vv := range in {
-		ck := textproto.CanonicalMIMEHeaderKey(k)
-		if strippedRequest[ck] || stream.IsHopByHop(ck) || len(vv) == 0 {
-			continue
-		}
-		for _, l := range listed {
-			if l == ck {
-				continue outer
-			}
-		}
-		start := len(values)
-		values = append(values, vv...)
-		if prev, dup := out[ck]; dup { // two spellings of one name
-			out[ck] = append(prev[:len(prev):len(prev)], values[start:]...)
-			continue
-		}
-		out[ck] = values[start:len(values):len(values)]
-	}
-	return out
-}
-
-// UpstreamError is a failure to get a response from the upstream (dial,
-// TLS, timeout, reset, cancellation). Its message names the provider and the
-// upstream host only: no URL path or query, no header, no key.
-type UpstreamError struct {
-	// Provider is the provider's configured name.
-	Provider string
-	// Host is the upstream host (and port, when the base URL has one).
-	Host string
-	// Err is the round tripper's error.
-	Err error
-
-	msg string
-}
-
-// newUpstreamError describes err, redacting key should a transport ever
-// echo it (Go's does not), so that the struct never holds the key.
-func newUpstreamError(provider, host string, err error, key string) *UpstreamError {
-	var msg string
-	var ue *url.Error
-	switch {
-	case errors.Is(err, context.Canceled):
-		msg = "request canceled"
-	case errors.Is(err, context.DeadlineExceeded):
-		msg = "deadline exceeded"
-	case errors.As(err, &ue):
-		msg = ue.Err.Error()
-	default:
-		msg = err.Error()
-	}
-	msg = strings.ReplaceAll(msg, key, "[redacted]")
-	return &UpstreamError{
-		Provider: provider,
-		Host:     host,
-		Err:      err,
-		msg:      fmt.Sprintf("anthropic provider %q: upstream %s: %s", provider, host, msg),
-	}
-}
-
-// Error implements error.
-func (e *UpstreamError) Error() string { return e.msg }
-
-// Unwrap returns the transport's error, for errors.Is and errors.As
-// (net.Error timeouts, context cancellation).
-func (e *UpstreamError) Unwrap() error { return e.Err }
 
 // copyPool holds the buffers Relay keeps response copies in.
 var copyPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
@@ -307,10 +202,20 @@ const keepPooled = 1 << 20
 // its usage read at the end. Relay always closes resp.Body and returns what
 // was metered, however the body ended.
 func (p *Provider) Relay(w http.ResponseWriter, resp *http.Response, call *llm.Call) providers.Result {
+	return RelayResponse(w, resp, p.now)
+}
+
+// RelayResponse relays a native Anthropic Messages response (JSON or SSE)
+// to w while metering it, as Provider.Relay documents. Every family whose
+// upstream answers in Anthropic's own format (Vertex, Foundry) uses it.
+func RelayResponse(w http.ResponseWriter, resp *http.Response, now func() time.Time) providers.Result {
+	if now == nil {
+		now = time.Now
+	}
 	defer resp.Body.Close()
 	res := providers.Result{Status: resp.StatusCode}
 	ok := resp.StatusCode >= 200 && resp.StatusCode < 300
-	sse := ok && isEventStream(resp.Header.Get("Content-Type"))
+	sse := ok && stream.IsEventStream(resp.Header.Get("Content-Type"))
 
 	h := w.Header()
 	stream.CopyResponseHeaders(h, resp.Header)
@@ -328,7 +233,7 @@ func (p *Provider) Relay(w http.ResponseWriter, resp *http.Response, call *llm.C
 		_ = flush()
 		m := sseMeters.Get().(*stream.AnthropicSSE)
 		m.Reset()
-		m.Meter.Now = p.now
+		m.Meter.Now = now
 		res.BytesWritten, res.UpstreamErr, res.ClientErr = stream.Pump(w, flush, resp.Body, m.Feed)
 		res.Usage = m.Meter.Usage()
 		res.FirstToken = m.Meter.FirstToken()
@@ -348,7 +253,7 @@ func (p *Provider) Relay(w http.ResponseWriter, resp *http.Response, call *llm.C
 		var first time.Time
 		keep := func(b []byte) {
 			if first.IsZero() {
-				first = p.now()
+				first = now()
 			}
 			if over {
 				return
@@ -377,16 +282,4 @@ func (p *Provider) Relay(w http.ResponseWriter, resp *http.Response, call *llm.C
 		}
 	}
 	return res
-}
-
-// isEventStream reports whether a Content-Type is text/event-stream.
-func isEventStream(ct string) bool {
-	if ct == "" {
-		return false
-	}
-	if strings.HasPrefix(ct, "text/event-stream") && (len(ct) == len("text/event-stream") || ct[len("text/event-stream")] == ';') {
-		return true
-	}
-	mt, _, err := mime.ParseMediaType(ct)
-	return err == nil && mt == "text/event-stream"
 }

@@ -16,6 +16,7 @@ import (
 
 	"github.com/llmgateway/caddy-llm-gateway/providers"
 	"github.com/llmgateway/caddy-llm-gateway/providers/llm"
+	"github.com/llmgateway/caddy-llm-gateway/providers/stream"
 )
 
 const (
@@ -363,7 +364,7 @@ func TestSendErrors(t *testing.T) {
 	}
 
 	_, err := p.Send(context.Background(), messagesCall(claudeCodeHeader()))
-	var ue *UpstreamError
+	var ue *providers.UpstreamError
 	if !errors.As(err, &ue) || ue.Host != "127.0.0.1:1" {
 		t.Fatalf("connection refused: err = %#v", err)
 	}
@@ -833,8 +834,8 @@ func TestIsEventStream(t *testing.T) {
 		"application/json":                 false,
 		"":                                 false,
 	} {
-		if got := isEventStream(ct); got != want {
-			t.Errorf("isEventStream(%q) = %v", ct, got)
+		if got := stream.IsEventStream(ct); got != want {
+			t.Errorf("IsEventStream(%q) = %v", ct, got)
 		}
 	}
 }

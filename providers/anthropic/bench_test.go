@@ -6,6 +6,8 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"testing"
+
+	"github.com/llmgateway/caddy-llm-gateway/providers/stream"
 )
 
 // benchEvents is a ~300-event turn: the test turn with its two text deltas
@@ -92,7 +94,7 @@ func BenchmarkForwardHeaders(b *testing.B) {
 	h := claudeCodeHeader()
 	b.ReportAllocs()
 	for b.Loop() {
-		if out := forwardHeaders(h); len(out) == 0 {
+		if out := stream.ForwardRequestHeaders(h); len(out) == 0 {
 			b.Fatal("empty")
 		}
 	}

@@ -1,6 +1,7 @@
 package stream
 
 import (
+	"mime"
 	"net/http"
 	"net/textproto"
 	"strconv"
@@ -111,4 +112,79 @@ func KeepContentLength(dst http.Header, resp *http.Response) {
 	if resp.ContentLength >= 0 && !resp.Uncompressed {
 		dst.Set("Content-Length", strconv.FormatInt(resp.ContentLength, 10))
 	}
+}
+
+// strippedRequest are inbound headers never forwarded upstream: hop-by-hop
+// headers, those the transport sets itself, the client's credentials (the
+// gateway's virtual key), cookies, and Accept-Encoding (the meter reads
+// plain bytes; identity is asked for instead). Expect is dropped because
+// the gateway already read the body.
+var strippedRequest = map[string]bool{
+	"Host":                true,
+	"Content-Length":      true,
+	"Authorization":       true,
+	"X-Api-Key":           true,
+	"Api-Key":             true,
+	"X-Goog-Api-Key":      true,
+	"Proxy-Authorization": true,
+	"Cookie":              true,
+	"Accept-Encoding":     true,
+	"Expect":              true,
+}
+
+// ForwardRequestHeaders copies the inbound headers every family forwards
+// into a new header: all of them (every anthropic-* header, x-stainless-*,
+// User-Agent, session ids, unknown headers) except hop-by-hop ones and
+// those named in Connection, Host, Content-Length, Expect, Cookie,
+// Accept-Encoding (the meter reads plain bytes; families ask for identity)
+// and the client's credentials (Authorization, X-Api-Key, Api-Key,
+// X-Goog-Api-Key, Proxy-Authorization: the gateway's virtual key). Names
+// are canonicalised and all values share one backing array.
+func ForwardRequestHeaders(in http.Header) http.Header {
+	var listed []string // names in the client's Connection header
+	for _, v := range in["Connection"] {
+		for f := range strings.SplitSeq(v, ",") {
+			if f = strings.TrimSpace(f); f != "" {
+				listed = append(listed, textproto.CanonicalMIMEHeaderKey(f))
+			}
+		}
+	}
+	n := 0
+	for _, vv := range in {
+		n += len(vv)
+	}
+	out := make(http.Header, len(in)+3)
+	values := make([]string, 0, n)
+outer:
+	for k, vv := range in {
+		ck := textproto.CanonicalMIMEHeaderKey(k)
+		if strippedRequest[ck] || IsHopByHop(ck) || len(vv) == 0 {
+			continue
+		}
+		for _, l := range listed {
+			if l == ck {
+				continue outer
+			}
+		}
+		start := len(values)
+		values = append(values, vv...)
+		if prev, dup := out[ck]; dup { // two spellings of one name
+			out[ck] = append(prev[:len(prev):len(prev)], values[start:]...)
+			continue
+		}
+		out[ck] = values[start:len(values):len(values)]
+	}
+	return out
+}
+
+// IsEventStream reports whether a Content-Type is text/event-stream.
+func IsEventStream(ct string) bool {
+	if ct == "" {
+		return false
+	}
+	if strings.HasPrefix(ct, "text/event-stream") && (len(ct) == len("text/event-stream") || ct[len("text/event-stream")] == ';') {
+		return true
+	}
+	mt, _, err := mime.ParseMediaType(ct)
+	return err == nil && mt == "text/event-stream"
 }
