@@ -210,3 +210,19 @@ func BenchmarkCost(b *testing.B) {
 		_ = p.Cost(u)
 	}
 }
+
+func TestPriceScaled(t *testing.T) {
+	p := NewPriceTable(nil).Lookup("claude-sonnet-4-5")
+	s := p.Scaled(1_100_000_000) // ×1.1
+	if s.Input != 3_300_000_000 || s.Output != 16_500_000_000 || s.CacheRead != 330_000_000 || s.CacheWrite5m != 4_125_000_000 ||
+		s.LongContext == nil || s.LongContext.Input != 6_600_000_000 || s.LongContextThreshold != 200_000 {
+		t.Fatalf("scaled %+v", s)
+	}
+	if p.Scaled(One) != p || p.Input != 3*Dollar {
+		t.Fatal("scaling by one must not copy or change the row")
+	}
+	// 0.30 × 0.333333333 = 0.0999999999 → 0.100000000 (half up at the nano).
+	if got := scale(300_000_000, 333_333_333); got != 100_000_000 {
+		t.Fatalf("rounding: %d", got)
+	}
+}

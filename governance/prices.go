@@ -1,6 +1,7 @@
 package governance
 
 import (
+	"math/bits"
 	"sort"
 
 	"github.com/llmgateway/caddy-llm-gateway/providers/llm"
@@ -167,4 +168,43 @@ func (t *PriceTable) Models() []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+// One is a price multiplier of 1 (multipliers are nano-units, like Money:
+// 1.1 is 1_100_000_000).
+const One = Dollar
+
+// Scaled returns the price multiplied by mult (One = unchanged), each
+// amount rounded half up to a nano-dollar: regional endpoints and
+// negotiated discounts ("price_multiplier 1.1" on a provider).
+func (p *Price) Scaled(mult Money) *Price {
+	if mult == One || mult <= 0 {
+		return p
+	}
+	s := *p
+	for _, m := range []*Money{&s.Input, &s.Output, &s.CacheWrite5m, &s.CacheWrite1h, &s.CacheRead, &s.WebSearch} {
+		*m = scale(*m, mult)
+	}
+	if p.LongContext != nil {
+		s.LongContext = p.LongContext.Scaled(mult)
+	}
+	return &s
+}
+
+// scale is m × mult / One, divided once and rounded half up, in 128 bits.
+func scale(m, mult Money) Money {
+	if m <= 0 {
+		return m
+	}
+	hi, lo := bits.Mul64(uint64(m), uint64(mult))
+	lo, c := bits.Add64(lo, uint64(One)/2, 0)
+	hi += c
+	if hi >= uint64(One) {
+		return Money(1<<63 - 1)
+	}
+	q, _ := bits.Div64(hi, lo, uint64(One))
+	if q > 1<<63-1 {
+		return Money(1<<63 - 1)
+	}
+	return Money(q)
 }

@@ -104,7 +104,7 @@ func (m *mockAnthropic) serve(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("anthropic-ratelimit-requests-remaining", "0")
 		writeAnthropicError(w, 429, "rate_limit_error", "Number of request tokens has exceeded your per-minute rate limit")
 		return
-	case "status-529":
+	case "status-529", "status-529-anthropic-only":
 		writeAnthropicError(w, 529, "overloaded_error", "Overloaded")
 		return
 	case "status-400":

@@ -22,7 +22,7 @@ const bytesPerToken = 3
 // admit checks the key's path against its budgets and rate limits and
 // reserves the request's worst case. It answers the client itself and
 // returns false when the request may not go on.
-func (x *exchange) admit(call *llm.Call) bool {
+func (x *exchange) admit(call *llm.Call, mult governance.Money) bool {
 	if !x.key.HasLimits() {
 		return true
 	}
@@ -48,7 +48,7 @@ func (x *exchange) admit(call *llm.Call) bool {
 		}
 	}
 	if billable && price != nil {
-		worst = price.WorstCase(inputTokens, outputTokens)
+		worst = price.Scaled(mult).WorstCase(inputTokens, outputTokens)
 	}
 	a := &governance.Admission{
 		Now:       x.start,

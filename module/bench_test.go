@@ -98,7 +98,7 @@ func benchGateway(b *testing.B, upstream http.RoundTripper) *Gateway {
 	store.refs.Store(1)
 	return &Gateway{state: &state{
 		registry: reg,
-		router:   providers.NewRouter([]providers.Eligible{{Provider: p, Models: []llm.Glob{"claude-*"}}}),
+		router:   providers.NewRouter(providers.RouterConfig{Providers: []providers.Eligible{{Provider: p, Models: []llm.Glob{"claude-*"}}}}),
 		store:    store,
 		metrics:  newMetrics(baseLabels),
 		location: time.UTC,

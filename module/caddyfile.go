@@ -1,6 +1,7 @@
 package module
 
 import (
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -45,12 +46,26 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //		count_cache_reads              # token rate limits also count cache reads
 //
 //		provider <name> {
-//			type     anthropic
-//			api_key  <key> [<key>…]    # repeatable; rotated per request; use {env.X} or {file./path}
-//			base_url <url>             # default https://api.anthropic.com (no /v1)
+//			type     anthropic|bedrock|vertex|azure|openai
 //			models   <glob>…           # canonical models served; default all
+//			model    <glob> <id>       # repeatable: the provider's own id for matching models
+//			base_url <url>             # the family's endpoint, as its official SDK spells it
+//			price_multiplier <x>       # e.g. 1.1 for regional endpoints
 //			transport http { … }       # Caddy's reverse_proxy http transport (pool, TLS, timeouts)
+//
+//			# anthropic:  api_key <key> [<key>…] (repeatable, rotated; 401/403 leave the rotation, 429 tries the next)
+//			# bedrock:    region <r>; access_key_id <id> + secret_access_key <s> [session_token <t>]
+//			#             (default: the standard AWS chain) or api_key <bedrock api key>; ping_interval <d>
+//			# vertex:     project <p>; region <r|global>; credentials_file <service-account.json> (default: ADC)
+//			# azure:      resource <name> (or base_url); api_key <key>…, or tenant_id + client_id + client_secret [token_url]
+//			# openai:     api_key <key>… (optional for local servers); auth_header authorization|api-key;
+//			#             api_version <v>; organization <org>; openai_project <p>
 //		}
+//
+//		route <model glob> <provider> [<provider>…]   # ordered; falls back before the first byte
+//		alias <name> <model>                          # e.g. alias sonnet claude-sonnet-4-5
+//		fail_after <n>                                # consecutive failures before a cool-down (default 3)
+//		cooldown <duration>                           # how long a failing provider is skipped (default 30s)
 //
 //		customer <name> {
 //			<limits>
@@ -191,6 +206,44 @@ func (g *Gateway) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return d.ArgErr()
 			}
 			g.CountCacheReads = true
+		case "route":
+			args := d.RemainingArgs()
+			if len(args) < 2 {
+				return d.Err("usage: route <model glob> <provider> [<provider>…]")
+			}
+			g.Routes = append(g.Routes, &RouteConfig{Match: args[0], Providers: args[1:]})
+		case "alias":
+			args := d.RemainingArgs()
+			if len(args) != 2 {
+				return d.Err("usage: alias <name> <model>")
+			}
+			if g.Aliases == nil {
+				g.Aliases = map[string]string{}
+			}
+			if _, dup := g.Aliases[args[0]]; dup {
+				return d.Errf("alias %q defined twice", args[0])
+			}
+			g.Aliases[args[0]] = args[1]
+		case "fail_after":
+			v, err := oneArg(d)
+			if err != nil {
+				return err
+			}
+			n, err := strconv.Atoi(v)
+			if err != nil || n <= 0 {
+				return d.Errf("fail_after: want a positive number of failures, got %q", v)
+			}
+			g.FailAfter = n
+		case "cooldown":
+			v, err := oneArg(d)
+			if err != nil {
+				return err
+			}
+			dur, err := caddy.ParseDuration(v)
+			if err != nil || dur <= 0 {
+				return d.Errf("cooldown: invalid duration %q", v)
+			}
+			g.Cooldown = caddy.Duration(dur)
 		case "metrics_label":
 			l, err := parseMetricsLabel(d)
 			if err != nil {
@@ -295,22 +348,41 @@ func someArgs(d *caddyfile.Dispenser) ([]string, error) {
 	return args, nil
 }
 
+// providerTypes are the provider families.
+var providerTypes = []string{"anthropic", "bedrock", "vertex", "azure", "openai"}
+
 func parseProvider(d *caddyfile.Dispenser) (*ProviderConfig, error) {
 	name, err := oneName(d)
 	if err != nil {
 		return nil, err
 	}
 	p := &ProviderConfig{Name: name}
+	stringFields := map[string]*string{
+		"base_url": &p.BaseURL, "region": &p.Region, "access_key_id": &p.AccessKeyID,
+		"secret_access_key": &p.SecretAccessKey, "session_token": &p.SessionToken, "project": &p.Project,
+		"credentials_file": &p.CredentialsFile, "resource": &p.Resource, "tenant_id": &p.TenantID,
+		"client_id": &p.ClientID, "client_secret": &p.ClientSecret, "token_url": &p.TokenURL,
+		"auth_header": &p.AuthHeader, "api_version": &p.APIVersion, "organization": &p.Organization,
+		"openai_project": &p.OpenAIProject,
+	}
 	for nesting := d.Nesting(); d.NextBlock(nesting); {
-		switch d.Val() {
+		sub := d.Val()
+		if dst, ok := stringFields[sub]; ok {
+			if *dst, err = oneArg(d); err != nil {
+				return nil, err
+			}
+			if sub == "auth_header" && *dst != "authorization" && *dst != "api-key" {
+				return nil, d.Errf("auth_header: want authorization or api-key, got %q", *dst)
+			}
+			continue
+		}
+		switch sub {
 		case "type":
 			if p.Type, err = oneArg(d); err != nil {
 				return nil, err
 			}
-			switch p.Type {
-			case "anthropic":
-			default:
-				return nil, d.Errf("unknown provider type %q (supported: anthropic)", p.Type)
+			if !slices.Contains(providerTypes, p.Type) {
+				return nil, d.Errf("unknown provider type %q (supported: anthropic, bedrock, vertex, azure, openai)", p.Type)
 			}
 		case "api_key":
 			args, err := someArgs(d)
@@ -318,16 +390,35 @@ func parseProvider(d *caddyfile.Dispenser) (*ProviderConfig, error) {
 				return nil, err
 			}
 			p.APIKeys = append(p.APIKeys, args...)
-		case "base_url":
-			if p.BaseURL, err = oneArg(d); err != nil {
-				return nil, err
-			}
 		case "models":
 			args, err := someArgs(d)
 			if err != nil {
 				return nil, err
 			}
 			p.Models = append(p.Models, args...)
+		case "model":
+			args := d.RemainingArgs()
+			if len(args) != 2 {
+				return nil, d.Err("usage: model <canonical model glob> <provider model id>")
+			}
+			p.ModelMap = append(p.ModelMap, ModelMapConfig{Match: args[0], ID: args[1]})
+		case "ping_interval":
+			v, err := oneArg(d)
+			if err != nil {
+				return nil, err
+			}
+			dur, err := caddy.ParseDuration(v)
+			if err != nil || dur <= 0 {
+				return nil, d.Errf("ping_interval: invalid duration %q", v)
+			}
+			p.PingInterval = caddy.Duration(dur)
+		case "price_multiplier":
+			if p.PriceMultiplier, err = oneArg(d); err != nil {
+				return nil, err
+			}
+			if m, err := governance.ParseMoney(p.PriceMultiplier); err != nil || m <= 0 {
+				return nil, d.Errf("price_multiplier: want a positive decimal such as 1.1, got %q", p.PriceMultiplier)
+			}
 		case "transport":
 			if p.TransportRaw != nil {
 				return nil, d.Err("transport already specified")
@@ -343,14 +434,38 @@ func parseProvider(d *caddyfile.Dispenser) (*ProviderConfig, error) {
 			var warnings []caddyconfig.Warning
 			p.TransportRaw = caddyconfig.JSONModuleObject(unm, "protocol", modName, &warnings)
 		default:
-			return nil, d.Errf("unknown provider subdirective %q", d.Val())
+			return nil, d.Errf("unknown provider subdirective %q", sub)
 		}
 	}
 	if p.Type == "" {
 		return nil, d.Errf("provider %s: type is required", name)
 	}
-	if len(p.APIKeys) == 0 {
-		return nil, d.Errf("provider %s: at least one api_key is required", name)
+	allowed := allowedFields[p.Type]
+	for f := range p.fieldsOf() {
+		if !slices.Contains(allowed, f) {
+			return nil, d.Errf("provider %s: %s does not apply to %s providers", name, f, p.Type)
+		}
+	}
+	switch p.Type {
+	case "anthropic":
+		if len(p.APIKeys) == 0 {
+			return nil, d.Errf("provider %s: at least one api_key is required", name)
+		}
+	case "bedrock":
+		if p.Region == "" && p.BaseURL == "" {
+			return nil, d.Errf("provider %s: region is required", name)
+		}
+	case "vertex":
+		if p.Project == "" || p.Region == "" {
+			return nil, d.Errf("provider %s: project and region are required", name)
+		}
+	case "azure":
+		if p.Resource == "" && p.BaseURL == "" {
+			return nil, d.Errf("provider %s: resource or base_url is required", name)
+		}
+		if len(p.APIKeys) == 0 && p.ClientID == "" {
+			return nil, d.Errf("provider %s: api_key, or tenant_id, client_id and client_secret, are required", name)
+		}
 	}
 	return p, nil
 }

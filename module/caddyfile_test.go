@@ -130,7 +130,8 @@ func TestUnmarshalCaddyfileErrors(t *testing.T) {
 		{"provider bad type", "llm_gateway {\n provider a {\n type gemini\n }\n}", `unknown provider type "gemini"`},
 		{"provider no key", "llm_gateway {\n provider a {\n type anthropic\n }\n}", "at least one api_key"},
 		{"provider api_key empty", "llm_gateway {\n provider a {\n type anthropic\n api_key\n }\n}", "wrong argument count"},
-		{"provider unknown sub", "llm_gateway {\n provider a {\n type anthropic\n api_key k\n region x\n }\n}", `unknown provider subdirective "region"`},
+		{"provider unknown sub", "llm_gateway {\n provider a {\n type anthropic\n api_key k\n zone x\n }\n}", `unknown provider subdirective "zone"`},
+		{"provider field of other type", "llm_gateway {\n provider a {\n type anthropic\n api_key k\n region x\n }\n}", `region does not apply to anthropic providers`},
 		{"provider base_url args", "llm_gateway {\n provider a {\n type anthropic\n api_key k\n base_url a b\n }\n}", "wrong argument count"},
 		{"provider models empty", "llm_gateway {\n provider a {\n type anthropic\n api_key k\n models\n }\n}", "wrong argument count"},
 		{"provider twice", "llm_gateway {\n" + prov + prov + "}", `provider "a" defined twice`},
@@ -355,6 +356,102 @@ func TestUnmarshalCaddyfileLimitErrors(t *testing.T) {
 		{"redis on_error", "llm_gateway {\n store redis redis://r {\n on_error maybe\n }\n}", "want open or closed"},
 		{"redis unknown sub", "llm_gateway {\n store redis redis://r {\n pool 5\n }\n}", `unknown store redis subdirective "pool"`},
 		{"sqlite block", "llm_gateway {\n store sqlite x.db {\n ledger y\n }\n}", "takes no block"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var g Gateway
+			err := g.UnmarshalCaddyfile(caddyfile.NewTestDispenser(tc.in))
+			if err == nil || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), "Testfile:") {
+				t.Fatalf("err = %v, want %q with file and line", err, tc.want)
+			}
+		})
+	}
+}
+
+func TestUnmarshalCaddyfileProvidersAndRoutes(t *testing.T) {
+	in := `llm_gateway {
+	provider bedrock {
+		type bedrock
+		region us-east-1
+		access_key_id {env.AK}
+		secret_access_key {env.SK}
+		session_token {env.ST}
+		model claude-sonnet-4-5* us.anthropic.claude-sonnet-4-5-20250929-v1:0
+		model claude-haiku-* arn:aws:bedrock:us-east-1:123456789012:inference-profile/us.anthropic.claude-haiku-4-5-20251001-v1:0
+		ping_interval 5s
+		price_multiplier 1.1
+	}
+	provider vertex {
+		type vertex
+		project p1
+		region global
+		credentials_file /etc/sa.json
+	}
+	provider foundry {
+		type azure
+		resource res1
+		tenant_id t
+		client_id c
+		client_secret {env.CS}
+		token_url http://127.0.0.1:1/token
+	}
+	provider openai {
+		type openai
+		base_url https://example.openai.azure.com/openai/v1
+		api_key {env.OAI}
+		auth_header api-key
+		api_version 2024-10-21
+		organization org1
+		openai_project proj1
+		model gpt-4o my-deployment
+	}
+	route claude-sonnet-* bedrock vertex
+	route claude-* vertex
+	alias sonnet claude-sonnet-4-5
+	fail_after 5
+	cooldown 1m
+}`
+	var g Gateway
+	if err := g.UnmarshalCaddyfile(caddyfile.NewTestDispenser(in)); err != nil {
+		t.Fatal(err)
+	}
+	b := g.Providers[0]
+	if b.Region != "us-east-1" || b.AccessKeyID != "{env.AK}" || b.SessionToken != "{env.ST}" || len(b.ModelMap) != 2 ||
+		b.ModelMap[1].ID != "arn:aws:bedrock:us-east-1:123456789012:inference-profile/us.anthropic.claude-haiku-4-5-20251001-v1:0" ||
+		time.Duration(b.PingInterval) != 5*time.Second || b.PriceMultiplier != "1.1" {
+		t.Errorf("bedrock %+v", b)
+	}
+	if v := g.Providers[1]; v.Project != "p1" || v.Region != "global" || v.CredentialsFile != "/etc/sa.json" {
+		t.Errorf("vertex %+v", v)
+	}
+	if a := g.Providers[2]; a.Resource != "res1" || a.ClientSecret != "{env.CS}" || a.TokenURL == "" {
+		t.Errorf("azure %+v", a)
+	}
+	if o := g.Providers[3]; o.AuthHeader != "api-key" || o.APIVersion != "2024-10-21" || o.OpenAIProject != "proj1" || o.ModelMap[0] != (ModelMapConfig{"gpt-4o", "my-deployment"}) {
+		t.Errorf("openai %+v", o)
+	}
+	if len(g.Routes) != 2 || g.Routes[0].Match != "claude-sonnet-*" || strings.Join(g.Routes[0].Providers, ",") != "bedrock,vertex" ||
+		g.Aliases["sonnet"] != "claude-sonnet-4-5" || g.FailAfter != 5 || time.Duration(g.Cooldown) != time.Minute {
+		t.Errorf("routing %+v %+v %d %v", g.Routes, g.Aliases, g.FailAfter, g.Cooldown)
+	}
+}
+
+func TestUnmarshalCaddyfileProviderErrors(t *testing.T) {
+	for _, tc := range []struct{ name, in, want string }{
+		{"bedrock no region", "llm_gateway {\n provider b {\n type bedrock\n }\n}", "region is required"},
+		{"vertex no project", "llm_gateway {\n provider v {\n type vertex\n region global\n }\n}", "project and region are required"},
+		{"azure no resource", "llm_gateway {\n provider a {\n type azure\n api_key k\n }\n}", "resource or base_url is required"},
+		{"azure no auth", "llm_gateway {\n provider a {\n type azure\n resource r\n }\n}", "api_key, or tenant_id"},
+		{"vertex api_key", "llm_gateway {\n provider v {\n type vertex\n project p\n region r\n api_key k\n }\n}", "api_key does not apply to vertex providers"},
+		{"openai region", "llm_gateway {\n provider o {\n type openai\n region r\n }\n}", "region does not apply to openai providers"},
+		{"model args", "llm_gateway {\n provider b {\n type bedrock\n region r\n model onlyone\n }\n}", "usage: model"},
+		{"ping", "llm_gateway {\n provider b {\n type bedrock\n region r\n ping_interval soon\n }\n}", "ping_interval: invalid duration"},
+		{"multiplier", "llm_gateway {\n provider b {\n type bedrock\n region r\n price_multiplier x\n }\n}", "price_multiplier"},
+		{"auth header", "llm_gateway {\n provider o {\n type openai\n auth_header cookie\n }\n}", "auth_header"},
+		{"route args", "llm_gateway {\n route claude-*\n}", "usage: route"},
+		{"alias args", "llm_gateway {\n alias sonnet\n}", "usage: alias"},
+		{"alias twice", "llm_gateway {\n alias s a\n alias s b\n}", `alias "s" defined twice`},
+		{"fail_after", "llm_gateway {\n fail_after 0\n}", "fail_after"},
+		{"cooldown", "llm_gateway {\n cooldown never\n}", "cooldown: invalid duration"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var g Gateway

@@ -35,6 +35,12 @@ type metrics struct {
 	budgetWarnings *prometheus.CounterVec
 	// budgets reports each configured budget's limit and remaining amount.
 	budgets *budgetCollector
+	// attempts counts upstream attempts by outcome; cooldowns counts
+	// providers put in cool-down; keyEvents counts rejected and
+	// rate-limited provider keys.
+	attempts  *prometheus.CounterVec
+	cooldowns *prometheus.CounterVec
+	keyEvents *prometheus.CounterVec
 }
 
 var (
@@ -64,7 +70,7 @@ func provisionMetrics(ctx caddy.Context, extra []*MetricsLabelConfig, logger *za
 	if reg == nil {
 		return m, nil
 	}
-	for _, c := range []prometheus.Collector{m.usage, m.rejections, m.upstream, m.ttft, m.overhead, m.storeErrors, m.budgetWarnings, m.budgets} {
+	for _, c := range []prometheus.Collector{m.usage, m.rejections, m.upstream, m.ttft, m.overhead, m.storeErrors, m.budgetWarnings, m.budgets, m.attempts, m.cooldowns, m.keyEvents} {
 		if err := reg.Register(c); err != nil {
 			var are prometheus.AlreadyRegisteredError
 			if !errors.As(err, &are) {
@@ -114,6 +120,18 @@ func newMetrics(labelNames []string) *metrics {
 			Help: "Times a budget's spend crossed its budget_warn percentage.",
 		}, []string{"scope", "name", "period"}),
 		budgets: newBudgetCollector(),
+		attempts: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "llm_gateway_upstream_attempts_total",
+			Help: "Attempts to reach a provider, by outcome: ok (an answer was relayed), error (connection or timeout), or the retryable status that made the gateway fall back.",
+		}, []string{"provider", "model", "outcome"}),
+		cooldowns: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "llm_gateway_provider_cooldowns_total",
+			Help: "Times a provider was put in cool-down after failing repeatedly.",
+		}, []string{"provider"}),
+		keyEvents: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "llm_gateway_provider_key_events_total",
+			Help: "Provider API keys rejected (disabled: 401/403, out of rotation) or passed over (rate_limited: 429).",
+		}, []string{"provider", "event"}),
 	}
 }
 

@@ -44,8 +44,17 @@ type Gateway struct {
 	// MaxRequestBody is the largest request body accepted, in bytes; larger
 	// bodies get 413. Default: 32 MiB.
 	MaxRequestBody int64 `json:"max_request_body,omitempty"`
-	// Providers are the upstreams, in fallback order.
+	// Providers are the upstreams; without a matching route, models go to
+	// the providers that serve them in this order.
 	Providers []*ProviderConfig `json:"providers,omitempty"`
+	// Routes send model globs to ordered provider lists (fallback order).
+	Routes []*RouteConfig `json:"routes,omitempty"`
+	// Aliases map names clients send ("sonnet") to model ids.
+	Aliases map[string]string `json:"aliases,omitempty"`
+	// FailAfter consecutive failures put a provider in cool-down (default 3).
+	FailAfter int `json:"fail_after,omitempty"`
+	// Cooldown is how long a failing provider is skipped (default 30s).
+	Cooldown caddy.Duration `json:"cooldown,omitempty"`
 	// Customers, Teams and Keys are the spending hierarchy.
 	Customers []*CustomerConfig `json:"customers,omitempty"`
 	Teams     []*TeamConfig     `json:"teams,omitempty"`
@@ -87,24 +96,77 @@ type StoreConfig struct {
 	Prefix string `json:"prefix,omitempty"`
 }
 
-// ProviderConfig is one upstream.
+// ProviderConfig is one upstream. Which fields apply depends on Type; a
+// field set for a type it does not apply to is a configuration error.
 type ProviderConfig struct {
 	// Name is how routes, metrics and logs refer to the provider.
 	Name string `json:"name"`
-	// Type is the API family: "anthropic".
+	// Type is the API family: anthropic, bedrock, vertex, azure (Microsoft
+	// Foundry) or openai (and OpenAI-compatible servers).
 	Type string `json:"type"`
-	// APIKeys are the provider's credentials, rotated per request. They may
-	// be placeholders such as {env.ANTHROPIC_API_KEY} or {file./run/key}.
+	// APIKeys are the provider's keys, rotated per request (anthropic,
+	// azure, openai; bedrock: a Bedrock API key sent as a bearer token).
+	// Placeholders such as {env.ANTHROPIC_API_KEY} or {file./run/key} work.
 	APIKeys []string `json:"api_keys,omitempty"`
-	// BaseURL overrides the family's default endpoint (anthropic:
-	// https://api.anthropic.com, without /v1).
+	// BaseURL overrides the family's endpoint (see README: each family
+	// follows its official SDK's convention).
 	BaseURL string `json:"base_url,omitempty"`
 	// Models are canonical model globs the provider serves; empty means all.
 	Models []string `json:"models,omitempty"`
+	// ModelMap maps canonical model globs to the provider's own ids
+	// (Bedrock ids or inference profiles, Vertex ids, deployment names).
+	ModelMap []ModelMapConfig `json:"model_map,omitempty"`
+	// Region is the AWS region (bedrock) or Google Cloud location (vertex).
+	Region string `json:"region,omitempty"`
+	// AccessKeyID, SecretAccessKey and SessionToken are static AWS
+	// credentials (bedrock); without them the standard AWS chain is used.
+	AccessKeyID     string `json:"access_key_id,omitempty"`
+	SecretAccessKey string `json:"secret_access_key,omitempty"`
+	SessionToken    string `json:"session_token,omitempty"`
+	// Project is the Google Cloud project (vertex).
+	Project string `json:"project,omitempty"`
+	// CredentialsFile is a service-account key file (vertex); without it,
+	// Application Default Credentials.
+	CredentialsFile string `json:"credentials_file,omitempty"`
+	// Resource is the Foundry resource name (azure), instead of base_url.
+	Resource string `json:"resource,omitempty"`
+	// TenantID, ClientID, ClientSecret (and TokenURL, for sovereign clouds)
+	// authenticate to Foundry with Entra ID instead of api keys (azure).
+	TenantID     string `json:"tenant_id,omitempty"`
+	ClientID     string `json:"client_id,omitempty"`
+	ClientSecret string `json:"client_secret,omitempty"`
+	TokenURL     string `json:"token_url,omitempty"`
+	// AuthHeader is "authorization" (Bearer, default) or "api-key" (Azure
+	// OpenAI) for openai providers.
+	AuthHeader string `json:"auth_header,omitempty"`
+	// APIVersion is appended as ?api-version= (Azure OpenAI).
+	APIVersion string `json:"api_version,omitempty"`
+	// Organization and OpenAIProject set OpenAI-Organization and
+	// OpenAI-Project (openai).
+	Organization  string `json:"organization,omitempty"`
+	OpenAIProject string `json:"openai_project,omitempty"`
+	// PingInterval is how long a translated stream may stay silent before
+	// the gateway sends a ping (bedrock). Default 10s.
+	PingInterval caddy.Duration `json:"ping_interval,omitempty"`
+	// PriceMultiplier scales every price for requests this provider serves
+	// (decimal, e.g. "1.1" for regional endpoints). Default 1.
+	PriceMultiplier string `json:"price_multiplier,omitempty"`
 	// TransportRaw is a reverse_proxy transport module (http) configuring the
 	// connection pool, TLS, proxies and timeouts. Default: the http
 	// transport with 1024 idle connections per host.
 	TransportRaw json.RawMessage `json:"transport,omitempty" caddy:"namespace=http.reverse_proxy.transport inline_key=protocol"`
+}
+
+// ModelMapConfig maps canonical models matching Match to the provider id ID.
+type ModelMapConfig struct {
+	Match string `json:"match"`
+	ID    string `json:"id"`
+}
+
+// RouteConfig routes models matching Match to Providers, in fallback order.
+type RouteConfig struct {
+	Match     string   `json:"match"`
+	Providers []string `json:"providers"`
 }
 
 // LimitsConfig are the controls customers, teams and keys share.
@@ -222,11 +284,11 @@ func (g *Gateway) Provision(ctx caddy.Context) error {
 	if err != nil {
 		return err
 	}
-	router, err := g.buildProviders(ctx, repl)
+	m, err := provisionMetrics(ctx, g.MetricsLabels, g.logger)
 	if err != nil {
 		return err
 	}
-	m, err := provisionMetrics(ctx, g.MetricsLabels, g.logger)
+	router, multipliers, err := g.buildProviders(ctx, repl, m)
 	if err != nil {
 		return err
 	}
@@ -265,6 +327,7 @@ func (g *Gateway) Provision(ctx caddy.Context) error {
 		logger:          g.logger,
 		labels:          newLabelResolver(g.MetricsLabels, m.labelNames[len(baseLabels):]),
 		lease:           time.Duration(g.ReservationLease),
+		multipliers:     multipliers,
 		countCacheReads: g.CountCacheReads,
 	}
 	if g.state.lease <= 0 {

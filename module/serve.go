@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -38,6 +39,11 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.
 		return nil
 	}
 
+	if rec.Surface == llm.SurfaceBedrockInferenceProfiles {
+		// Claude Code's Bedrock mode asks this without any credential.
+		st.serveInferenceProfiles(w)
+		return nil
+	}
 	key := st.registry.Authenticate(secret)
 	if key == nil {
 		st.reject(w, dialect, "auth", llm.ErrAuthentication, "invalid or missing virtual key (send it as Authorization: Bearer or x-api-key)")
@@ -88,6 +94,18 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.
 		return nil
 	}
 	x.requested = model
+	callBody := body.Bytes()
+	if target, ok := st.router.Alias(model); ok {
+		// The provider needs a real id: rewrite the body's model (the only
+		// case the gateway re-writes an Anthropic body's model).
+		if fields.Model != "" {
+			if callBody, err = llm.RewriteBody(callBody, nil, []llm.Member{{Name: "model", Value: llm.QuoteJSON(target)}}); err != nil {
+				x.refuse("invalid_request", llm.ErrInvalidRequest, "malformed JSON body: "+err.Error())
+				return nil
+			}
+		}
+		model = target
+	}
 	x.model = llm.CanonicalModel(model)
 	if !key.Allows(x.model) {
 		x.refuse("model", llm.ErrPermission, fmt.Sprintf("key %s may not use model %s", key.Name, x.model))
@@ -106,7 +124,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.
 		CanonicalModel: x.model,
 		Stream:         x.stream,
 		MaxTokens:      fields.MaxTokens,
-		Body:           body.Bytes(),
+		Body:           callBody,
 		Header:         r.Header,
 		RawQuery:       r.URL.RawQuery,
 		PathSuffix:     rec.Suffix,
@@ -145,10 +163,18 @@ func (x *exchange) forward(call *llm.Call) {
 		x.refuse("no_route", llm.ErrNotFound, fmt.Sprintf("no provider serves model %s on %s", call.Model, call.Surface))
 		return
 	}
-	if !x.admit(call) {
+	// The worst case assumes the dearest provider that may end up serving.
+	mult := governance.One
+	for _, p := range cands {
+		if m, ok := x.st.multipliers[p.Name()]; ok && m > mult {
+			mult = m
+		}
+	}
+	if !x.admit(call, mult) {
 		return
 	}
 	ctx := x.r.Context()
+	router, attempts := x.st.router, x.st.metrics.attempts
 	var lastErr error
 	for i, p := range cands {
 		x.attempts++
@@ -157,17 +183,27 @@ func (x *exchange) forward(call *llm.Call) {
 		if err != nil {
 			lastErr = fmt.Errorf("provider %s: %w", p.Name(), err)
 			if ctx.Err() != nil {
-				break
+				break // the client left: not the provider's fault
 			}
+			attempts.WithLabelValues(p.Name(), x.model, "error").Inc()
+			x.reportFailure(router, p)
 			continue
 		}
 		headers := time.Now()
-		if providers.Retryable(resp.StatusCode) && i < len(cands)-1 {
-			_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
-			_ = resp.Body.Close()
-			lastErr = fmt.Errorf("provider %s answered %d", p.Name(), resp.StatusCode)
-			continue
+		if providers.Retryable(resp.StatusCode) {
+			x.reportFailure(router, p)
+			if i < len(cands)-1 {
+				// Nothing has reached the client yet: try the next provider.
+				attempts.WithLabelValues(p.Name(), x.model, strconv.Itoa(resp.StatusCode)).Inc()
+				_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+				_ = resp.Body.Close()
+				lastErr = fmt.Errorf("provider %s answered %d", p.Name(), resp.StatusCode)
+				continue
+			}
+		} else {
+			router.Report(p, true)
 		}
+		attempts.WithLabelValues(p.Name(), x.model, "ok").Inc()
 		x.provider = p.Name()
 		w := x.w
 		if x.flight != nil {
@@ -199,6 +235,14 @@ func (x *exchange) forward(call *llm.Call) {
 	x.refuse("upstream", llm.ErrBadGateway, msg)
 }
 
+// reportFailure feeds passive health and counts cool-downs.
+func (x *exchange) reportFailure(router *providers.Router, p providers.Provider) {
+	if router.Report(p, false) {
+		x.st.metrics.cooldowns.WithLabelValues(p.Name()).Inc()
+		x.st.logger.Warn("provider failing: skipped for a cool-down", zap.String("provider", p.Name()))
+	}
+}
+
 // settle prices what the relay metered and records it everywhere: store,
 // metrics and the access log.
 func (x *exchange) settle(res providers.Result, sent, headers time.Time) {
@@ -210,6 +254,9 @@ func (x *exchange) settle(res providers.Result, sent, headers time.Time) {
 	var cost governance.Money
 	price := x.st.registry.Prices.Lookup(x.model)
 	if price != nil {
+		if mult, ok := x.st.multipliers[x.provider]; ok {
+			price = price.Scaled(mult)
+		}
 		cost = price.Cost(usage)
 	} else if x.surface.Billable() {
 		warnUnpriced(x.st.logger, x.model)

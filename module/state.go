@@ -32,6 +32,8 @@ type state struct {
 	lease time.Duration
 	// countCacheReads makes token rate limits count cache reads.
 	countCacheReads bool
+	// multipliers are the providers' price_multiplier values.
+	multipliers map[string]governance.Money
 }
 
 // storePool shares stores across config reloads: a reload that keeps the

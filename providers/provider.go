@@ -113,4 +113,3 @@ func (e *UpstreamError) Error() string { return e.msg }
 // Unwrap returns the transport's error, for errors.Is and errors.As
 // (net.Error timeouts, context cancellation).
 func (e *UpstreamError) Unwrap() error { return e.Err }
-

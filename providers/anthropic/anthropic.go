@@ -13,7 +13,6 @@ import (
 	"net/url"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/llmgateway/caddy-llm-gateway/providers"
@@ -46,8 +45,13 @@ type Config struct {
 	// BaseURL is where the API lives, without /v1 (DefaultBaseURL when
 	// empty). A path prefix is kept ("https://gw.example.com/anthropic").
 	BaseURL string
-	// APIKeys are the provider's keys, used round-robin, one per request.
+	// APIKeys are the provider's keys, used round-robin, one per request
+	// (providers.KeyRing: a key answered 401/403 leaves the rotation, a 429
+	// moves the request on to the next key).
 	APIKeys []string
+	// OnKeyEvent is told when a key is rejected or rate limited (logs and
+	// metrics); may be nil.
+	OnKeyEvent func(providers.KeyEvent)
 	// Transport sends the upstream requests (the module passes Caddy's
 	// pooled HTTP transport). Required.
 	Transport http.RoundTripper
@@ -61,8 +65,7 @@ type Provider struct {
 	name      string
 	base      string // scheme://host/prefix, no trailing slash
 	host      string // for error messages
-	keys      []string
-	next      atomic.Uint64
+	keys      *providers.KeyRing
 	transport http.RoundTripper
 	now       func() time.Time
 }
@@ -75,6 +78,9 @@ var _ providers.Provider = (*Provider)(nil)
 func New(cfg Config) (*Provider, error) {
 	if len(cfg.APIKeys) == 0 {
 		return nil, fmt.Errorf("anthropic provider %q: at least one api key is required", cfg.Name)
+	}
+	if len(cfg.APIKeys) > providers.MaxKeys {
+		return nil, fmt.Errorf("anthropic provider %q: at most %d api keys", cfg.Name, providers.MaxKeys)
 	}
 	for i, k := range cfg.APIKeys {
 		if k == "" || strings.ContainsFunc(k, func(r rune) bool { return r <= ' ' || r == 0x7f }) {
@@ -112,7 +118,7 @@ func New(cfg Config) (*Provider, error) {
 		name:      cfg.Name,
 		base:      u.Scheme + "://" + u.Host + strings.TrimRight(u.EscapedPath(), "/"),
 		host:      u.Host,
-		keys:      append([]string(nil), cfg.APIKeys...),
+		keys:      providers.NewKeyRing(append([]string(nil), cfg.APIKeys...), cfg.OnKeyEvent),
 		transport: cfg.Transport,
 		now:       now,
 	}, nil
@@ -164,22 +170,28 @@ func (p *Provider) Send(ctx context.Context, call *llm.Call) (*http.Response, er
 	if call.RawQuery != "" {
 		target += "?" + call.RawQuery
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, target, bytes.NewReader(call.Body))
-	if err != nil {
-		return nil, fmt.Errorf("anthropic provider %q: bad upstream URL for path %q", p.name, suffix)
+	header := stream.ForwardRequestHeaders(call.Header)
+	header["Accept-Encoding"] = []string{"identity"}
+	if len(header["Anthropic-Version"]) == 0 {
+		header["Anthropic-Version"] = []string{DefaultVersion}
 	}
-	key := p.keys[(p.next.Add(1)-1)%uint64(len(p.keys))]
-	req.Header = stream.ForwardRequestHeaders(call.Header)
-	req.Header["X-Api-Key"] = []string{key}
-	req.Header["Accept-Encoding"] = []string{"identity"}
-	if len(req.Header["Anthropic-Version"]) == 0 {
-		req.Header["Anthropic-Version"] = []string{DefaultVersion}
-	}
-	resp, err := p.transport.RoundTrip(req)
-	if err != nil {
-		return nil, providers.NewUpstreamError("anthropic", p.name, p.host, err, key)
-	}
-	return resp, nil
+	return p.keys.Do(func(key string) (*http.Response, error) {
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, target, bytes.NewReader(call.Body))
+		if err != nil {
+			return nil, fmt.Errorf("anthropic provider %q: bad upstream URL for path %q", p.name, suffix)
+		}
+		h := header
+		if p.keys.Len() > 1 {
+			h = header.Clone() // a retry with another key must not share the map
+		}
+		h["X-Api-Key"] = []string{key}
+		req.Header = h
+		resp, err := p.transport.RoundTrip(req)
+		if err != nil {
+			return nil, providers.NewUpstreamError("anthropic", p.name, p.host, err, key)
+		}
+		return resp, nil
+	})
 }
 
 // copyPool holds the buffers Relay keeps response copies in.

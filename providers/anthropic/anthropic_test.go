@@ -839,3 +839,65 @@ func TestIsEventStream(t *testing.T) {
 		}
 	}
 }
+
+// TestKeyRotationHealth: a key answered 401 leaves the rotation (reported
+// once), a 429 moves the same request on to the next key, and the client
+// sees the answer of the key that worked.
+func TestKeyRotationHealth(t *testing.T) {
+	var mu sync.Mutex
+	seen := map[string]int{}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		k := r.Header.Get("X-Api-Key")
+		mu.Lock()
+		seen[k]++
+		mu.Unlock()
+		_, _ = io.Copy(io.Discard, r.Body)
+		switch k {
+		case keyA:
+			w.WriteHeader(401)
+			fmt.Fprint(w, `{"type":"error","error":{"type":"authentication_error","message":"invalid x-api-key"}}`)
+		case keyB:
+			w.Header().Set("Retry-After", "3")
+			w.WriteHeader(429)
+			fmt.Fprint(w, `{"type":"error","error":{"type":"rate_limit_error","message":"slow down"}}`)
+		default:
+			fmt.Fprint(w, `{"type":"message","usage":{"input_tokens":1,"output_tokens":1}}`)
+		}
+	}))
+	defer srv.Close()
+	var events []providers.KeyEvent
+	p, err := New(Config{Name: "rot", BaseURL: srv.URL, APIKeys: []string{keyA, keyB, keyC}, Transport: http.DefaultTransport,
+		OnKeyEvent: func(e providers.KeyEvent) { mu.Lock(); events = append(events, e); mu.Unlock() }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	call := &llm.Call{Surface: llm.SurfaceAnthropicMessages, Body: []byte(`{"model":"m"}`), Header: http.Header{}, PathSuffix: "/v1/messages"}
+	for range 6 {
+		resp, err := p.Send(context.Background(), call)
+		if err != nil || resp.StatusCode != 200 {
+			t.Fatalf("resp %v err %v", resp, err)
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if seen[keyA] != 1 {
+		t.Errorf("rejected key used %d times, want once", seen[keyA])
+	}
+	if seen[keyC] != 6 {
+		t.Errorf("working key used %d times", seen[keyC])
+	}
+	disabled := 0
+	for _, e := range events {
+		if e.Disabled {
+			disabled++
+			if e.Key != 1 || e.Status != 401 {
+				t.Errorf("event %+v", e)
+			}
+		}
+	}
+	if disabled != 1 {
+		t.Errorf("events %+v", events)
+	}
+}
