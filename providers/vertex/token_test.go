@@ -10,7 +10,6 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/llmgateway/caddy-llm-gateway/providers/llm"
 )
@@ -111,7 +110,9 @@ func TestServiceAccountTokenRefresh(t *testing.T) {
 			t.Fatalf("request %d: Authorization %q, want %q", i, a, want)
 		}
 	}
-	// expires_in 11 s: valid for one second, then refreshed.
+	// expires_in 11 s: outside the window, so the token is reused (its
+	// refresh once stale is what the loop above showed; no real time has to
+	// pass for it).
 	ts.expiresIn.Store(11)
 	if a := send(t, p, got); a != "Bearer tok-4" {
 		t.Fatalf("Authorization %q, want tok-4", a)
@@ -119,15 +120,8 @@ func TestServiceAccountTokenRefresh(t *testing.T) {
 	if a := send(t, p, got); a != "Bearer tok-4" {
 		t.Fatalf("Authorization %q, want tok-4 reused", a)
 	}
-	if testing.Short() {
-		return
-	}
-	time.Sleep(1100 * time.Millisecond)
-	if a := send(t, p, got); a != "Bearer tok-5" {
-		t.Fatalf("after expiry: Authorization %q, want tok-5", a)
-	}
-	if f := ts.fetches.Load(); f != 5 {
-		t.Errorf("%d fetches, want 5", f)
+	if f := ts.fetches.Load(); f != 4 {
+		t.Errorf("%d fetches, want 4", f)
 	}
 }
 
