@@ -163,6 +163,26 @@ func TestPriceTableLookup(t *testing.T) {
 	}
 }
 
+func TestProviderIDPriceRows(t *testing.T) {
+	m := func(v Money) *Money { return &v }
+	table := NewPriceTable([]PriceOverride{
+		{Model: "us.anthropic.claude-sonnet-4-5-20250929-v1:0", Input: m(4 * Dollar)},
+		{Model: "claude-haiku-4-5@20251001", Output: m(6 * Dollar)},
+	})
+	if p := table.LookupModel("us.anthropic.claude-sonnet-4-5-20250929-v1:0", "claude-sonnet-4-5"); p.Input != 4*Dollar || p.Output != 15*Dollar {
+		t.Errorf("bedrock id row %+v", p)
+	}
+	if p := table.LookupModel("claude-sonnet-4-5-20250929", "claude-sonnet-4-5"); p.Input != 3*Dollar {
+		t.Errorf("the Anthropic twin must keep its own price: %+v", p)
+	}
+	if p := table.LookupModel("claude-haiku-4-5@20251001", "claude-haiku-4-5"); p.Output != 6*Dollar || p.Input != Dollar {
+		t.Errorf("vertex id row %+v", p)
+	}
+	if p := table.LookupModel("eu.anthropic.claude-sonnet-4-5-20250929-v1:0", "claude-sonnet-4-5"); p.Input != 3*Dollar {
+		t.Errorf("other bedrock ids price as the twin: %+v", p)
+	}
+}
+
 func TestPriceTableModelsListsAPIIDs(t *testing.T) {
 	m := func(v Money) *Money { return &v }
 	models := NewPriceTable([]PriceOverride{{Model: "claude-3-5-haiku", Input: m(1)}, {Model: "local-*", Input: m(1)}}).Models()

@@ -3,6 +3,7 @@ package governance
 import (
 	"math/bits"
 	"sort"
+	"strings"
 
 	"github.com/llmgateway/caddy-llm-gateway/providers/llm"
 )
@@ -105,12 +106,19 @@ func NewPriceTable(overrides []PriceOverride) *PriceTable {
 	for _, o := range overrides {
 		glob := isGlob(string(o.Model))
 		name := string(o.Model)
+		base := name
 		if !glob {
-			name = llm.CanonicalModel(name)
+			base = llm.CanonicalModel(name)
+			// A dated Anthropic id names its family row; a provider's own id
+			// (a Bedrock id or ARN, a Vertex id) keeps a row of its own, so
+			// it can differ from its Anthropic twin.
+			if !isProviderID(name) {
+				name = base
+			}
 		}
 		var p Price
-		if base, ok := t.exact[name]; ok && !glob {
-			p = *base
+		if b, ok := t.exact[base]; ok && !glob {
+			p = *b
 		}
 		if o.Input != nil || o.Output != nil {
 			p.LongContext, p.LongContextThreshold = nil, 0
@@ -129,9 +137,19 @@ func NewPriceTable(overrides []PriceOverride) *PriceTable {
 			continue
 		}
 		t.exact[name] = &p
-		delete(t.unlisted, name) // a configured price is a model the operator names
+		if isProviderID(name) {
+			t.unlisted[name] = true // not an id GET /v1/models should offer
+		} else {
+			delete(t.unlisted, name) // a configured price is a model the operator names
+		}
 	}
 	return t
+}
+
+// isProviderID reports whether a model id is a cloud provider's spelling
+// (Bedrock "…anthropic.…", ARNs, Vertex "…@…") rather than Anthropic's.
+func isProviderID(s string) bool {
+	return strings.HasPrefix(s, "arn:") || strings.Contains(s, "anthropic.") || strings.Contains(s, "@")
 }
 
 func isGlob(s string) bool {
@@ -141,6 +159,17 @@ func isGlob(s string) bool {
 		}
 	}
 	return false
+}
+
+// LookupModel prices a request: a row for the exact id the client sent (a
+// provider id priced on its own) first, then its canonical model's.
+func (t *PriceTable) LookupModel(requested, canonical string) *Price {
+	if requested != canonical {
+		if p, ok := t.exact[requested]; ok {
+			return p
+		}
+	}
+	return t.Lookup(canonical)
 }
 
 // Lookup returns the price of a canonical model id, or nil when the model is

@@ -37,7 +37,7 @@ func (x *exchange) admit(call *llm.Call, mult governance.Money) bool {
 	var worst governance.Money
 	inputTokens := (int64(len(call.Body)) + bytesPerToken - 1) / bytesPerToken
 	outputTokens := call.MaxTokens
-	price := x.st.registry.Prices.Lookup(x.model)
+	price := x.st.registry.Prices.LookupModel(x.requested, x.model)
 	if outputTokens == 0 {
 		outputTokens = x.key.MaxTokensCap
 	}

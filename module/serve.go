@@ -252,7 +252,7 @@ func (x *exchange) settle(res providers.Result, sent, headers time.Time) {
 		usage = llm.Usage{}
 	}
 	var cost governance.Money
-	price := x.st.registry.Prices.Lookup(x.model)
+	price := x.st.registry.Prices.LookupModel(x.requested, x.model)
 	if price != nil {
 		if mult, ok := x.st.multipliers[x.provider]; ok {
 			price = price.Scaled(mult)
