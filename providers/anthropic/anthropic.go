@@ -10,7 +10,6 @@ import (
 	"context"
 	"fmt"
 	"net/http"
-	"net/url"
 	"strings"
 	"sync"
 	"time"
@@ -94,21 +93,9 @@ func New(cfg Config) (*Provider, error) {
 	if base == "" {
 		base = DefaultBaseURL
 	}
-	u, err := url.Parse(base)
+	u, err := providers.ParseBaseURL(base)
 	if err != nil {
-		return nil, fmt.Errorf("anthropic provider %q: base_url: %w", cfg.Name, err)
-	}
-	switch {
-	case u.Scheme != "http" && u.Scheme != "https":
-		return nil, fmt.Errorf("anthropic provider %q: base_url %q: scheme must be http or https", cfg.Name, base)
-	case u.Host == "":
-		return nil, fmt.Errorf("anthropic provider %q: base_url %q has no host", cfg.Name, base)
-	case u.RawQuery != "" || u.ForceQuery:
-		return nil, fmt.Errorf("anthropic provider %q: base_url %q must not have a query", cfg.Name, base)
-	case u.Fragment != "":
-		return nil, fmt.Errorf("anthropic provider %q: base_url %q must not have a fragment", cfg.Name, base)
-	case u.User != nil:
-		return nil, fmt.Errorf("anthropic provider %q: base_url must not hold credentials", cfg.Name)
+		return nil, fmt.Errorf("anthropic provider %q: %w", cfg.Name, err)
 	}
 	now := cfg.Now
 	if now == nil {
@@ -116,7 +103,7 @@ func New(cfg Config) (*Provider, error) {
 	}
 	return &Provider{
 		name:      cfg.Name,
-		base:      u.Scheme + "://" + u.Host + strings.TrimRight(u.EscapedPath(), "/"),
+		base:      u.Base,
 		host:      u.Host,
 		keys:      providers.NewKeyRing(append([]string(nil), cfg.APIKeys...), cfg.OnKeyEvent),
 		transport: cfg.Transport,

@@ -130,31 +130,21 @@ func New(ctx context.Context, cfg Config) (*Provider, error) {
 	case cfg.BaseURL == "":
 		return fail("a resource or a base_url (https://{resource}.services.ai.azure.com/anthropic) is required")
 	}
-	u, err := url.Parse(base)
+	u, err := providers.ParseBaseURL(base)
 	if err != nil {
-		return fail("base_url: %v", err)
+		return fail("%v", err)
 	}
-	path := strings.TrimRight(u.EscapedPath(), "/")
+	path := u.Path
 	switch {
-	case u.Scheme != "http" && u.Scheme != "https":
-		return fail("base_url %q: scheme must be http or https", base)
-	case u.Host == "":
-		return fail("base_url %q has no host", base)
-	case u.RawQuery != "" || u.ForceQuery:
-		return fail("base_url %q must not have a query", base)
-	case u.Fragment != "":
-		return fail("base_url %q must not have a fragment", base)
-	case u.User != nil:
-		return fail("base_url must not hold credentials")
 	case strings.HasSuffix(path, "/v1"):
 		return fail("base_url %q ends in /v1: give https://{resource}.services.ai.azure.com/anthropic, the gateway appends /v1/messages", base)
-	case path == "" && strings.HasSuffix(strings.ToLower(u.Hostname()), ".services.ai.azure.com"):
+	case path == "" && strings.HasSuffix(strings.ToLower(u.URL.Hostname()), ".services.ai.azure.com"):
 		return fail("base_url %q lacks the /anthropic path: use %s", base, strings.TrimRight(base, "/")+"/anthropic")
 	}
 
 	p := &Provider{
 		name:      cfg.Name,
-		base:      u.Scheme + "://" + u.Host + path,
+		base:      u.Base,
 		host:      u.Host,
 		secret:    cfg.ClientSecret,
 		modelMap:  append(providers.ModelMap(nil), cfg.Models...),

@@ -152,28 +152,16 @@ func New(ctx context.Context, cfg Config) (*Provider, error) {
 	if base == "" {
 		base = "https://bedrock-runtime." + region + ".amazonaws.com"
 	}
-	u, err := url.Parse(base)
+	u, err := providers.ParseBaseURL(base)
 	if err != nil {
-		return fail("base_url: %v", err)
-	}
-	switch {
-	case u.Scheme != "http" && u.Scheme != "https":
-		return fail("base_url %q: scheme must be http or https", base)
-	case u.Host == "":
-		return fail("base_url %q has no host", base)
-	case u.RawQuery != "" || u.ForceQuery:
-		return fail("base_url %q must not have a query", base)
-	case u.Fragment != "":
-		return fail("base_url %q must not have a fragment", base)
-	case u.User != nil:
-		return fail("base_url must not hold credentials")
+		return fail("%v", err)
 	}
 
 	p := &Provider{
 		name:      cfg.Name,
 		region:    region,
 		geo:       geoPrefix(region),
-		base:      u.Scheme + "://" + u.Host + strings.TrimRight(u.EscapedPath(), "/"),
+		base:      u.Base,
 		host:      u.Host,
 		models:    append(providers.ModelMap(nil), cfg.Models...),
 		signer:    v4.NewSigner(),

@@ -153,21 +153,12 @@ func New(cfg Config) (*Provider, error) {
 	if base == "" {
 		base = DefaultBaseURL
 	}
-	u, err := url.Parse(base)
+	u, err := providers.ParseBaseURL(base)
 	if err != nil {
-		return nil, fmt.Errorf("openai provider %q: base_url: %w", cfg.Name, err)
-	}
-	switch {
-	case u.Scheme != "http" && u.Scheme != "https":
-		return nil, fmt.Errorf("openai provider %q: base_url %q: scheme must be http or https", cfg.Name, base)
-	case u.Host == "":
-		return nil, fmt.Errorf("openai provider %q: base_url %q has no host", cfg.Name, base)
-	case u.RawQuery != "" || u.ForceQuery:
-		return nil, fmt.Errorf("openai provider %q: base_url %q must not have a query (use api_version for Azure)", cfg.Name, base)
-	case u.Fragment != "":
-		return nil, fmt.Errorf("openai provider %q: base_url %q must not have a fragment", cfg.Name, base)
-	case u.User != nil:
-		return nil, fmt.Errorf("openai provider %q: base_url must not hold credentials", cfg.Name)
+		if strings.Contains(err.Error(), "query") {
+			err = fmt.Errorf("%w (use api_version for Azure)", err)
+		}
+		return nil, fmt.Errorf("openai provider %q: %w", cfg.Name, err)
 	}
 	now := cfg.Now
 	if now == nil {
@@ -175,7 +166,7 @@ func New(cfg Config) (*Provider, error) {
 	}
 	return &Provider{
 		name:       cfg.Name,
-		base:       u.Scheme + "://" + u.Host + strings.TrimRight(u.EscapedPath(), "/"),
+		base:       u.Base,
 		host:       u.Host,
 		keys:       providers.NewKeyRing(append([]string(nil), cfg.APIKeys...), cfg.OnKeyEvent),
 		apiKey:     apiKey,

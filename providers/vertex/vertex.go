@@ -136,23 +136,12 @@ func New(ctx context.Context, cfg Config) (*Provider, error) {
 	if base == "" {
 		base = DefaultBaseURL(cfg.Region)
 	}
-	u, err := url.Parse(base)
+	u, err := providers.ParseBaseURL(base)
 	if err != nil {
-		return fail("base_url: %v", err)
+		return fail("%v", err)
 	}
-	path := strings.TrimRight(u.EscapedPath(), "/")
-	switch {
-	case u.Scheme != "http" && u.Scheme != "https":
-		return fail("base_url %q: scheme must be http or https", base)
-	case u.Host == "":
-		return fail("base_url %q has no host", base)
-	case u.RawQuery != "" || u.ForceQuery:
-		return fail("base_url %q must not have a query", base)
-	case u.Fragment != "":
-		return fail("base_url %q must not have a fragment", base)
-	case u.User != nil:
-		return fail("base_url must not hold credentials")
-	case strings.HasSuffix(path, "/v1"):
+	path := u.Path
+	if strings.HasSuffix(path, "/v1") {
 		return fail("base_url %q ends in /v1: give the API host, the gateway appends /v1/projects/…", base)
 	}
 	tokens, err := newTokenSource(ctx, cfg)
@@ -166,7 +155,7 @@ func New(ctx context.Context, cfg Config) (*Provider, error) {
 	return &Provider{
 		name: cfg.Name,
 		host: u.Host,
-		models: u.Scheme + "://" + u.Host + path + "/v1/projects/" + url.PathEscape(cfg.Project) +
+		models: u.Base + "/v1/projects/" + url.PathEscape(cfg.Project) +
 			"/locations/" + url.PathEscape(cfg.Region) + "/publishers/anthropic/models/",
 		modelMap:  append(providers.ModelMap(nil), cfg.Models...),
 		tokens:    tokens,
