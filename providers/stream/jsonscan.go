@@ -101,13 +101,13 @@ func valueEnd(b []byte, i int) int {
 	}
 	switch b[i] {
 	case '"':
-		return stringEnd(b, i)
+		return strEnd(b, i)
 	case '{', '[':
 		depth := 0
 		for i < len(b) {
 			switch b[i] {
 			case '"':
-				if i = stringEnd(b, i); i < 0 {
+				if i = strEnd(b, i); i < 0 {
 					return -1
 				}
 				continue
@@ -135,4 +135,20 @@ func valueEnd(b []byte, i int) int {
 		}
 		return -1
 	}
+}
+
+// strEnd returns the offset just past the string literal starting at
+// b[i] == '"', or -1. Most strings in a chunk are short (keys, ids, enum
+// values, a token or two of text): a byte loop finds their end faster than
+// IndexByte's call; longer ones and escapes go to stringEnd.
+func strEnd(b []byte, i int) int {
+	for j, lim := i+1, min(len(b), i+32); j < lim; j++ {
+		switch b[j] {
+		case '"':
+			return j + 1
+		case '\\':
+			return stringEnd(b, i)
+		}
+	}
+	return stringEnd(b, i)
 }

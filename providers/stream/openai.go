@@ -111,7 +111,7 @@ func (m *OpenAIChatMeter) Event(_, data []byte) {
 			prevEnd = ve
 			continue
 		}
-		ve := valEnd(data, vs)
+		ve := valueEnd(data, vs)
 		if !it.done(ve) {
 			break
 		}
@@ -158,7 +158,7 @@ func (m *OpenAIChatMeter) Event(_, data []byte) {
 // an array: null).
 func (m *OpenAIChatMeter) choicesAt(b []byte, i int, field string, stamp bool) (end, n int) {
 	if b[i] != '[' {
-		return valEnd(b, i), -1
+		return valueEnd(b, i), -1
 	}
 	j := skipSpace(b, i+1)
 	if j < len(b) && b[j] == ']' {
@@ -173,7 +173,7 @@ func (m *OpenAIChatMeter) choicesAt(b []byte, i int, field string, stamp bool) (
 		if b[j] == '{' {
 			e = m.choiceAt(b, j, field, stamp)
 		} else {
-			e = valEnd(b, j)
+			e = valueEnd(b, j)
 		}
 		if e < 0 {
 			return -1, n
@@ -211,7 +211,7 @@ func (m *OpenAIChatMeter) choiceAt(b []byte, i int, field string, stamp bool) in
 			}
 			it.done(ve)
 		case string(key) == "finish_reason":
-			ve := valEnd(b, vs)
+			ve := valueEnd(b, vs)
 			if it.done(ve) && b[vs] == '"' {
 				m.finished = true
 				if m.finishReason == "" {
@@ -219,7 +219,7 @@ func (m *OpenAIChatMeter) choiceAt(b []byte, i int, field string, stamp bool) in
 				}
 			}
 		default:
-			it.done(valEnd(b, vs))
+			it.done(valueEnd(b, vs))
 		}
 	}
 	if it.err {
@@ -241,7 +241,7 @@ func contentAt(b []byte, i int) (n, end int) {
 		if !ok {
 			break
 		}
-		ve := valEnd(b, vs)
+		ve := valueEnd(b, vs)
 		if !it.done(ve) {
 			break
 		}
@@ -1172,7 +1172,7 @@ func (it *objIter) next() (ks int, key []byte, vs, ve int, ok bool) {
 	if !ok {
 		return 0, nil, 0, 0, false
 	}
-	ve = valEnd(it.b, vs)
+	ve = valueEnd(it.b, vs)
 	if !it.done(ve) {
 		return 0, nil, 0, 0, false
 	}
@@ -1207,7 +1207,7 @@ func (it *arrIter) next() (vs, ve int, ok bool) {
 		return 0, 0, false
 	}
 	it.first = false
-	ve = valEnd(b, vs)
+	ve = valueEnd(b, vs)
 	if ve < 0 {
 		it.i = -1
 		return 0, 0, false
@@ -1219,54 +1219,4 @@ func (it *arrIter) next() (vs, ve int, ok bool) {
 		it.i = -1
 	}
 	return vs, ve, true
-}
-
-// strEnd returns the offset just past the string literal starting at
-// b[i] == '"', or -1. Most strings in a chunk are short (keys, ids, enum
-// values, a token or two of text): a byte loop finds their end faster than
-// IndexByte's call; longer ones and escapes go to stringEnd.
-func strEnd(b []byte, i int) int {
-	for j, lim := i+1, min(len(b), i+32); j < lim; j++ {
-		switch b[j] {
-		case '"':
-			return j + 1
-		case '\\':
-			return stringEnd(b, i)
-		}
-	}
-	return stringEnd(b, i)
-}
-
-// valEnd returns the offset just past the JSON value starting at b[i], or
-// -1 (valueEnd with strEnd's fast path). Scalars are delimited, not
-// validated.
-func valEnd(b []byte, i int) int {
-	if i >= len(b) {
-		return -1
-	}
-	switch b[i] {
-	case '"':
-		return strEnd(b, i)
-	case '{', '[':
-		depth := 0
-		for i < len(b) {
-			switch b[i] {
-			case '"':
-				if i = strEnd(b, i); i < 0 {
-					return -1
-				}
-				continue
-			case '{', '[':
-				depth++
-			case '}', ']':
-				if depth--; depth == 0 {
-					return i + 1
-				}
-			}
-			i++
-		}
-		return -1
-	default:
-		return valueEnd(b, i)
-	}
 }
