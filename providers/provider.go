@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
-	"strings"
 	"time"
 
 	"github.com/llmgateway/caddy-llm-gateway/providers/llm"
@@ -94,11 +93,7 @@ func NewUpstreamError(family, provider, host string, err error, secrets ...strin
 	default:
 		msg = err.Error()
 	}
-	for _, s := range secrets {
-		if s != "" {
-			msg = strings.ReplaceAll(msg, s, "[redacted]")
-		}
-	}
+	msg = Redact(msg, secrets...)
 	return &UpstreamError{
 		Provider: provider,
 		Host:     host,

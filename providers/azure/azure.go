@@ -18,7 +18,6 @@ import (
 	"net/url"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"golang.org/x/oauth2"
 	"golang.org/x/oauth2/clientcredentials"
@@ -38,9 +37,6 @@ const DefaultVersion = anthropic.DefaultVersion
 
 // tokenTimeout bounds one Entra ID token fetch.
 const tokenTimeout = 30 * time.Second
-
-// maxTokenErrorLen caps the upstream text kept in a TokenError message.
-const maxTokenErrorLen = 512
 
 // Config configures one Foundry provider.
 type Config struct {
@@ -278,7 +274,7 @@ func (p *Provider) deployment(call *llm.Call) string {
 // the next API key as both api-key and x-api-key, or Authorization: Bearer
 // with the cached Entra ID token. Redirects are not followed and no timeout
 // is set beyond ctx. Errors hold no key, token or client secret: a token
-// that cannot be obtained is a *TokenError, a transport failure a
+// that cannot be obtained is a *providers.TokenError, a transport failure a
 // *providers.UpstreamError.
 func (p *Provider) Send(ctx context.Context, call *llm.Call) (*http.Response, error) {
 	var suffix string
@@ -355,10 +351,10 @@ func (p *Provider) Send(ctx context.Context, call *llm.Call) (*http.Response, er
 func (p *Provider) accessToken() (string, error) {
 	tok, err := p.tokens.Token()
 	if err != nil {
-		return "", newTokenError(p.name, err, p.secret, url.QueryEscape(p.secret))
+		return "", providers.NewTokenError("azure", p.name, "an Entra ID access token", err, p.secret, url.QueryEscape(p.secret))
 	}
 	if tok == nil || tok.AccessToken == "" {
-		return "", newTokenError(p.name, errors.New("the token endpoint returned no access token"), p.secret)
+		return "", providers.NewTokenError("azure", p.name, "an Entra ID access token", errors.New("the token endpoint returned no access token"), p.secret)
 	}
 	return tok.AccessToken, nil
 }
@@ -369,40 +365,4 @@ func (p *Provider) accessToken() (string, error) {
 // closes resp.Body.
 func (p *Provider) Relay(w http.ResponseWriter, resp *http.Response, call *llm.Call) providers.Result {
 	return anthropic.RelayResponse(w, resp, p.now)
-}
-
-// TokenError is a failure to obtain the Entra ID access token a request
-// needs (the token endpoint unreachable, the grant refused). Its message
-// names the provider and holds no credential: the underlying error's text is
-// redacted (the client secret), flattened to one line and capped.
-type TokenError struct {
-	// Family is the provider family ("azure").
-	Family string
-	// Provider is the provider's configured name.
-	Provider string
-
-	msg string
-}
-
-// Error implements error.
-func (e *TokenError) Error() string { return e.msg }
-
-// newTokenError describes a token failure with secrets redacted.
-func newTokenError(provider string, err error, secrets ...string) *TokenError {
-	s := err.Error()
-	for _, sec := range secrets {
-		if sec != "" {
-			s = strings.ReplaceAll(s, sec, "[redacted]")
-		}
-	}
-	s = strings.Join(strings.Fields(s), " ")
-	if len(s) > maxTokenErrorLen {
-		n := maxTokenErrorLen
-		for n > 0 && !utf8.RuneStart(s[n]) {
-			n--
-		}
-		s = s[:n] + "…"
-	}
-	return &TokenError{Family: "azure", Provider: provider,
-		msg: fmt.Sprintf("azure provider %q: could not obtain an Entra ID access token: %s", provider, s)}
 }

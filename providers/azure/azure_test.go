@@ -546,7 +546,7 @@ func TestEntraTokenFailure(t *testing.T) {
 	})
 	p := newProvider(t, Config{Name: "fdry", Resource: "r", TenantID: tenant, ClientID: clientID, ClientSecret: clientSecret, TokenURL: es.tokenURL(), Transport: rt})
 	_, err := p.Send(context.Background(), messagesCall())
-	var te *TokenError
+	var te *providers.TokenError
 	if !errors.As(err, &te) || te.Provider != "fdry" || te.Family != "azure" {
 		t.Fatalf("err %#v", err)
 	}

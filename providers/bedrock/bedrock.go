@@ -393,22 +393,13 @@ func (p *Provider) sign(ctx context.Context, req *http.Request, body []byte) err
 		if ctx.Err() != nil {
 			return providers.NewUpstreamError("bedrock", p.name, p.host, ctx.Err(), p.secrets...)
 		}
-		return &CredentialsError{Provider: p.name, Err: errors.New(redact(err.Error(), p.secrets))}
+		return &CredentialsError{Provider: p.name, Err: errors.New(providers.Redact(err.Error(), p.secrets...))}
 	}
 	sum := sha256.Sum256(body)
 	if err := p.signer.SignHTTP(ctx, creds, req, hex.EncodeToString(sum[:]), SigningService, p.region, p.now()); err != nil {
-		return fmt.Errorf("bedrock provider %q: signing the request: %s", p.name, redact(err.Error(), append(p.secrets, creds.SecretAccessKey, creds.SessionToken)))
+		return fmt.Errorf("bedrock provider %q: signing the request: %s", p.name, providers.Redact(err.Error(), append(p.secrets, creds.SecretAccessKey, creds.SessionToken)...))
 	}
 	return nil
-}
-
-func redact(msg string, secrets []string) string {
-	for _, s := range secrets {
-		if s != "" {
-			msg = strings.ReplaceAll(msg, s, "[redacted]")
-		}
-	}
-	return msg
 }
 
 // requestHeader is the header set sent to Bedrock (see Send).

@@ -12,19 +12,17 @@ import (
 	"os"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"golang.org/x/oauth2"
 	"golang.org/x/oauth2/google"
+
+	"github.com/llmgateway/caddy-llm-gateway/providers"
 )
 
 // tokenTimeout bounds one access-token fetch (the OAuth token source takes
 // no per-request context, so this is what keeps a hung token endpoint from
 // holding every request that waits on the token cache).
 const tokenTimeout = 30 * time.Second
-
-// maxTokenErrorLen caps the upstream text kept in a TokenError message.
-const maxTokenErrorLen = 512
 
 // credentialTypes are the Google credential files a provider accepts, the
 // ones Application Default Credentials accept too. The file comes from the
@@ -111,7 +109,7 @@ func credentialsFromJSON(ctx context.Context, data []byte) (*google.Credentials,
 	creds, err := google.CredentialsFromJSONWithTypeAndParams(ctx, data, google.CredentialsType(f.Type),
 		google.CredentialsParams{Scopes: []string{Scope}})
 	if err != nil {
-		return nil, fmt.Errorf("credentials: %s", redact(err.Error(), f.PrivateKey))
+		return nil, fmt.Errorf("credentials: %s", providers.Redact(err.Error(), f.PrivateKey))
 	}
 	return creds, nil
 }
@@ -136,48 +134,4 @@ func checkRSAKey(key string) error {
 		return nil
 	}
 	return errors.New("credentials: the service account's private_key is not a PEM or DER RSA private key")
-}
-
-// TokenError is a failure to obtain the access token a request needs (the
-// token endpoint unreachable, the grant refused). Its message names the
-// provider and holds no credential: the underlying error's text is redacted,
-// flattened to one line and capped.
-type TokenError struct {
-	// Family is the provider family ("vertex").
-	Family string
-	// Provider is the provider's configured name.
-	Provider string
-
-	msg string
-}
-
-// Error implements error.
-func (e *TokenError) Error() string { return e.msg }
-
-// newTokenError describes a token failure with secrets redacted.
-func newTokenError(family, provider string, err error, secrets ...string) *TokenError {
-	detail := redact(err.Error(), secrets...)
-	return &TokenError{
-		Family:   family,
-		Provider: provider,
-		msg:      fmt.Sprintf("%s provider %q: could not obtain an access token: %s", family, provider, detail),
-	}
-}
-
-// redact removes secrets from s, puts it on one line and caps its length.
-func redact(s string, secrets ...string) string {
-	for _, sec := range secrets {
-		if sec != "" {
-			s = strings.ReplaceAll(s, sec, "[redacted]")
-		}
-	}
-	s = strings.Join(strings.Fields(s), " ")
-	if len(s) > maxTokenErrorLen {
-		n := maxTokenErrorLen
-		for n > 0 && !utf8.RuneStart(s[n]) {
-			n--
-		}
-		s = s[:n] + "…"
-	}
-	return s
 }

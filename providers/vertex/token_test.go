@@ -12,6 +12,8 @@ import (
 	"testing"
 
 	"github.com/llmgateway/caddy-llm-gateway/providers/llm"
+
+	"github.com/llmgateway/caddy-llm-gateway/providers"
 )
 
 func sonnetCall() *llm.Call {
@@ -179,7 +181,7 @@ func TestTokenFetchFailure(t *testing.T) {
 	p := newProvider(t, Config{Name: "gcp", BaseURL: srv.URL, CredentialsJSON: saJSON})
 	ts.fail.Store(400)
 	_, err := p.Send(context.Background(), sonnetCall())
-	var te *TokenError
+	var te *providers.TokenError
 	if !errors.As(err, &te) || te.Provider != "gcp" {
 		t.Fatalf("err %#v", err)
 	}

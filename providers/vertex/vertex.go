@@ -237,7 +237,7 @@ func (p *Provider) modelID(call *llm.Call) string {
 // quota project, not the provider's), plus Authorization: Bearer with the
 // provider's cached access token, Content-Type: application/json and
 // Accept-Encoding: identity. Redirects are not followed and no timeout is
-// set beyond ctx. A token that cannot be obtained is a *TokenError; a
+// set beyond ctx. A token that cannot be obtained is a *providers.TokenError; a
 // transport failure a *providers.UpstreamError; neither holds the token.
 func (p *Provider) Send(ctx context.Context, call *llm.Call) (*http.Response, error) {
 	var target string
@@ -313,10 +313,10 @@ func (p *Provider) Send(ctx context.Context, call *llm.Call) (*http.Response, er
 func (p *Provider) accessToken() (string, error) {
 	tok, err := p.tokens.Token()
 	if err != nil {
-		return "", newTokenError("vertex", p.name, err)
+		return "", providers.NewTokenError("vertex", p.name, "an access token", err)
 	}
 	if tok == nil || tok.AccessToken == "" {
-		return "", newTokenError("vertex", p.name, errors.New("the token endpoint returned no access token"))
+		return "", providers.NewTokenError("vertex", p.name, "an access token", errors.New("the token endpoint returned no access token"))
 	}
 	return tok.AccessToken, nil
 }

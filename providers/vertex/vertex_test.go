@@ -492,7 +492,7 @@ func TestSendErrors(t *testing.T) {
 	} {
 		pt := newProvider(t, Config{Name: "gcp-east", TokenSource: tc.ts, Transport: noSend})
 		_, err := pt.Send(context.Background(), call())
-		var te *TokenError
+		var te *providers.TokenError
 		if !errors.As(err, &te) || te.Provider != "gcp-east" || te.Family != "vertex" {
 			t.Fatalf("%s: err %#v", tc.name, err)
 		}
