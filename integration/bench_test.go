@@ -50,7 +50,9 @@ func BenchmarkEndToEnd(b *testing.B) {
 		}`, b.TempDir(), up.URL, aliceKey)})
 	// A second site on its own port: plain reverse_proxy to the same upstream.
 	plainPort := freePort(b)
-	g.loadExtraSite(fmt.Sprintf("http://127.0.0.1:%d {\n\tbind 127.0.0.1\n\treverse_proxy %s\n}\n", plainPort, up.URL))
+	// Both sites write the same access log, so the comparison is the
+	// gateway's work alone.
+	g.loadExtraSite(fmt.Sprintf("http://127.0.0.1:%d {\n\tbind 127.0.0.1\n\tlog {\n\t\toutput llm_test_sink %d\n\t\tformat filter {\n\t\t\trequest>headers>X-Api-Key delete\n\t\t}\n\t}\n\treverse_proxy %s\n}\n", plainPort, g.port, up.URL))
 	plain := fmt.Sprintf("http://127.0.0.1:%d", plainPort)
 
 	body := []byte(`{"model":"claude-sonnet-4-5","max_tokens":1024,"stream":true,"messages":[{"role":"user","content":"hello"}]}`)
