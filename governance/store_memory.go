@@ -19,7 +19,6 @@ type MemoryStore struct {
 	mu   sync.Mutex
 	ring []Record
 	next int
-	full bool
 }
 
 // NewMemoryStore returns an empty memory store.

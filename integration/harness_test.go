@@ -361,9 +361,6 @@ func (s *logSink) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	return nil
 }
 
-// field digs a dotted path out of a decoded log entry's top level.
-func field(m map[string]any, key string) any { return m[key] }
-
 // num reads a numeric log field.
 func num(m map[string]any, key string) float64 {
 	v, _ := m[key].(float64)

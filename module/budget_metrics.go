@@ -55,12 +55,8 @@ func (c *budgetCollector) Collect(ch chan<- prometheus.Metric) {
 				continue
 			}
 			seen[k] = true
-			remaining := s.Budget.Limit - s.Spent
-			if remaining < 0 {
-				remaining = 0
-			}
 			ch <- prometheus.MustNewConstMetric(c.limit, prometheus.GaugeValue, s.Budget.Limit.USD(), k[:]...)
-			ch <- prometheus.MustNewConstMetric(c.remaining, prometheus.GaugeValue, remaining.USD(), k[:]...)
+			ch <- prometheus.MustNewConstMetric(c.remaining, prometheus.GaugeValue, remainingOf(s).USD(), k[:]...)
 		}
 	}
 }

@@ -250,7 +250,7 @@ func (m *AnthropicMeter) Usage() llm.Usage {
 		u.CacheWrite5mTokens = m.cacheCreation
 	}
 	if !m.final {
-		if est := (m.textBytes + 3) / 4; est > u.OutputTokens {
+		if est := outputEstimate(m.textBytes); est > u.OutputTokens {
 			u.OutputTokens = est
 			u.OutputEstimated = true
 		}
@@ -320,3 +320,7 @@ func ErrorType(body []byte) string {
 	}
 	return string(t)
 }
+
+// outputEstimate is the output of a stream cut before any usage count came:
+// ceil(bytes of generated text / 4), the rule every meter applies.
+func outputEstimate(textBytes int64) int64 { return (textBytes + 3) / 4 }

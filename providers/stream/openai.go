@@ -409,7 +409,7 @@ func splitUsage(input, cached, output int64, complete bool) llm.Usage {
 // estimated is the usage of a response that reported none.
 func estimated(textBytes int64, complete bool) llm.Usage {
 	u := llm.Usage{Complete: complete}
-	if est := (textBytes + 3) / 4; est > 0 {
+	if est := outputEstimate(textBytes); est > 0 {
 		u.OutputTokens = est
 		u.OutputEstimated = true
 	}
