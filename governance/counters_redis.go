@@ -595,9 +595,11 @@ func (r *RedisCounters) Renew(ctx context.Context, tickets []*Ticket, now time.T
 // charged if that is still the current or the previous one (counts never go
 // below 0). Two budgets sharing a counter are charged once and report the
 // same change. A second Settle of the same ticket returns (nil, nil) and
-// changes nothing; so does an unchecked ticket.
+// changes nothing. An unchecked ticket (UncheckedTicket) reserved nothing:
+// its cost is charged to the budgets it names and its tokens to its token
+// limiters, once; an unchecked ticket that names none changes nothing.
 func (r *RedisCounters) Settle(ctx context.Context, t *Ticket, s Settlement) ([]BudgetChange, error) {
-	if t == nil || t.Unchecked {
+	if t == nil || (t.Unchecked && len(t.Reservations) == 0 && len(t.TokenCharges) == 0) {
 		return nil, nil
 	}
 	if err := redisCheckTicketID(t.ID); err != nil {
