@@ -342,7 +342,7 @@ func (p *Provider) Send(ctx context.Context, call *llm.Call) (*http.Response, er
 	if translated(call.Surface) {
 		body, err = TranslateBody(call.Body, call.Header)
 		if err == nil && act == actionCountTokens {
-			body, err = CountTokensBody(body)
+			body, err = CountTokensBody(body, call.Fields.HasMaxTokens)
 		}
 		if err != nil {
 			return nil, fmt.Errorf("bedrock provider %q: %w", p.name, err)

@@ -251,7 +251,7 @@ func appendErrorEvent(dst []byte, typ, message string) []byte {
 // chunk decodes a chunk payload, {"bytes":"<base64>"} (Bedrock may add a
 // "p" padding member), into the Anthropic event JSON it carries.
 func (d *decoder) chunk(payload []byte) ([]byte, error) {
-	v, ok := llm.TopLevelMember(payload, "bytes")
+	v, ok := llm.MemberValue(payload, "bytes")
 	if !ok || len(v) < 2 || v[0] != '"' {
 		return nil, fmt.Errorf("%w: chunk without bytes", ErrMalformedStream)
 	}
@@ -279,7 +279,7 @@ func (d *decoder) chunk(payload []byte) ([]byte, error) {
 // returns the event without them (the Anthropic API's own message_stop
 // carries none).
 func (d *decoder) takeMetrics(ev []byte, strip bool) []byte {
-	raw, ok := llm.TopLevelMember(ev, metricsMember)
+	raw, ok := llm.MemberValue(ev, metricsMember)
 	if !ok {
 		return ev
 	}
@@ -343,7 +343,7 @@ func headerString(h eventstream.Headers, name string) string {
 // eventType returns the top-level "type" of an event JSON when it is a
 // plain token ("message_start"), nil otherwise.
 func eventType(ev []byte) []byte {
-	v, ok := llm.TopLevelMember(ev, "type")
+	v, ok := llm.MemberValue(ev, "type")
 	if !ok || len(v) < 3 || len(v) > 66 || v[0] != '"' {
 		return nil
 	}

@@ -618,13 +618,15 @@ func TestCredentialsChain(t *testing.T) {
 func TestCountTokensBody(t *testing.T) {
 	for _, tc := range []struct {
 		name, in, wantInner string
+		has                 bool
 	}{
 		{name: "max_tokens added", in: `{"messages":[{"role":"user","content":"hi"}],"anthropic_version":"bedrock-2023-05-31"}`,
 			wantInner: `{"messages":[{"role":"user","content":"hi"}],"anthropic_version":"bedrock-2023-05-31","max_tokens":1}`},
-		{name: "max_tokens kept", in: `{"max_tokens":99,"messages":[]}`, wantInner: `{"max_tokens":99,"messages":[]}`},
+		{name: "max_tokens kept", in: `{"max_tokens":99,"messages":[]}`, wantInner: `{"max_tokens":99,"messages":[]}`, has: true},
+		{name: "null max_tokens replaced", in: `{"max_tokens":null,"messages":[]}`, wantInner: `{"max_tokens":1,"messages":[]}`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			out, err := CountTokensBody([]byte(tc.in))
+			out, err := CountTokensBody([]byte(tc.in), tc.has)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -75,10 +75,10 @@ func betaArray(names []string) []byte {
 // CountTokensBody wraps a translated invoke body for Bedrock's CountTokens
 // operation: {"input":{"invokeModel":{"body":"<base64 of body>"}}}. An
 // Anthropic count_tokens body has no max_tokens, which an InvokeModel body
-// for Claude requires; "max_tokens": 1 is added when it is absent (it does
-// not change the input count).
-func CountTokensBody(invokeBody []byte) ([]byte, error) {
-	if _, ok := llm.TopLevelMember(invokeBody, "max_tokens"); !ok {
+// for Claude requires; "max_tokens": 1 is set when the call's body has none
+// (hasMaxTokens, from llm.BodyFields; it does not change the input count).
+func CountTokensBody(invokeBody []byte, hasMaxTokens bool) ([]byte, error) {
+	if !hasMaxTokens {
 		var err error
 		invokeBody, err = llm.RewriteBody(invokeBody, nil, []llm.Member{{Name: "max_tokens", Value: []byte("1")}})
 		if err != nil {

@@ -3,150 +3,197 @@ package llm
 import (
 	"bytes"
 	"encoding/json"
-	"errors"
 	"strconv"
+	"strings"
+	"unicode/utf8"
 )
 
-// Span is a byte range [Start, End) of a request body.
-type Span struct{ Start, End int }
-
-// Valid reports whether the span was found.
-func (s Span) Valid() bool { return s.End > s.Start }
-
-// BodyFields are the few top-level members of a JSON request body the gateway
-// needs, read in one pass that skips everything else without decoding it
-// (a Claude Code body is ~90 KB of messages, system prompt and tools).
+// BodyFields are the top-level members of a JSON request body that the
+// gateway governs: what admission, routing and metering read. ParseBody
+// reads them in the same pass that validates the body.
 type BodyFields struct {
 	// Model is the "model" member, unescaped.
 	Model string
-	// MaxTokens is "max_tokens", "max_completion_tokens" or
-	// "max_output_tokens", whichever appears (0 when none does).
+	// MaxTokens is the largest of "max_tokens", "max_completion_tokens" and
+	// "max_output_tokens" (0 when none is set).
 	MaxTokens int64
+	// HasMaxTokens is true when one of them is present and not null.
+	HasMaxTokens bool
+	// N is the number of choices asked for ("n", OpenAI chat); 1 when
+	// absent, null or 0.
+	N int64
 	// Stream is the "stream" member.
 	Stream bool
 	// IncludeUsage is "stream_options.include_usage" (OpenAI chat).
 	IncludeUsage bool
-	// ModelMember, StreamMember and StreamOptionsMember locate those members,
-	// from the key's opening quote to the end of the value, so a family can
-	// drop or replace them without re-encoding the body.
-	ModelMember, StreamMember, StreamOptionsMember Span
-	// Close is the offset of the top-level object's closing brace.
-	Close int
-	// Members counts the top-level members.
-	Members int
+	// StreamOptions is the raw "stream_options" value, nil when absent.
+	StreamOptions []byte
 }
 
-// ErrBadJSON is returned for a body that is not one JSON object.
-var ErrBadJSON = errors.New("request body is not a valid JSON object")
+// GovernedMembers are the top-level members the gateway reads from a
+// request body. Each may appear once: a body naming one twice (after
+// unescaping), or in another letter case, is refused, because the provider
+// may read a different one than the gateway checked.
+var GovernedMembers = [...]string{"model", "max_tokens", "max_completion_tokens", "max_output_tokens", "stream", "stream_options", "n"}
 
-// ParseBody reads the members the gateway needs from a JSON object body.
-// Nested values are skipped structurally, strings by jumping from quote to
-// quote, so the cost is one pass over the bytes with no allocation beyond
-// the model string.
+// MaxModelName is the longest model name a request may carry, in bytes.
+const MaxModelName = 256
+
+// maxCount bounds max_tokens and n: far above any model's output, far below
+// an overflow of the worst-case arithmetic.
+const maxCount = 1 << 40
+
+// BodyError is a request body the gateway refuses; its message is meant
+// for the client.
+type BodyError struct{ Msg string }
+
+// Error implements error.
+func (e *BodyError) Error() string { return e.Msg }
+
+func bodyErr(msg string) error { return &BodyError{Msg: msg} }
+
+// ParseBody validates b as one JSON object (RFC 8259, valid UTF-8, nesting
+// within MaxDepth, nothing after it) and reads its governed members, in one
+// pass with no allocation beyond the model string and an escaped member
+// name. Member names are compared after unescaping, as the provider
+// compares them. Errors are *SyntaxError (wrapping ErrBadJSON) for
+// malformed JSON and *BodyError for a governed member that is duplicated or
+// of the wrong type; both read well in a 400.
 func ParseBody(b []byte) (BodyFields, error) {
-	var f BodyFields
-	i := skipWS(b, 0)
-	if i >= len(b) || b[i] != '{' {
-		return f, ErrBadJSON
-	}
-	i = skipWS(b, i+1)
-	if i < len(b) && b[i] == '}' {
-		f.Close = i
-		return f, checkTrailing(b, i+1)
-	}
-	for {
-		if i >= len(b) || b[i] != '"' {
-			return f, ErrBadJSON
+	f := BodyFields{N: 1}
+	var seen uint16
+	_, err := walkObject(b, strictMember, func(key []byte, _, vs, ve int) (bool, error) {
+		inner := key[1 : len(key)-1]
+		name := string(inner) // no allocation: only compared
+		if bytes.IndexByte(inner, '\\') >= 0 {
+			name = unescapedKey(inner)
 		}
-		keyStart := i
-		keyEnd, err := skipString(b, i)
-		if err != nil {
-			return f, err
-		}
-		key := b[keyStart+1 : keyEnd-1]
-		i = skipWS(b, keyEnd)
-		if i >= len(b) || b[i] != ':' {
-			return f, ErrBadJSON
-		}
-		i = skipWS(b, i+1)
-		valStart := i
-		valEnd, err := skipValue(b, i)
-		if err != nil {
-			return f, err
-		}
-		val := b[valStart:valEnd]
-		f.Members++
-		switch string(key) {
-		case "model":
-			if val[0] != '"' {
-				return f, errors.New(`"model" must be a string`)
-			}
-			f.Model, err = unquote(val)
-			if err != nil {
-				return f, err
-			}
-			f.ModelMember = Span{keyStart, valEnd}
-		case "max_tokens", "max_completion_tokens", "max_output_tokens":
-			if string(val) != "null" {
-				n, err := parseCount(val)
-				if err != nil {
-					return f, errors.New(`"` + string(key) + `" must be a non-negative integer`)
+		g := governedIndex(name)
+		if g < 0 {
+			if len(name) <= 3*len("max_completion_tokens") {
+				for _, m := range GovernedMembers {
+					if strings.EqualFold(name, m) {
+						return false, bodyErr(`member ` + strconv.Quote(name) + ` is "` + m + `" in another letter case: send "` + m + `" once, spelled exactly so`)
+					}
 				}
-				f.MaxTokens = n
 			}
-		case "stream":
-			switch string(val) {
-			case "true":
-				f.Stream = true
-			case "false", "null":
-				f.Stream = false
-			default:
-				return f, errors.New(`"stream" must be a boolean`)
-			}
-			f.StreamMember = Span{keyStart, valEnd}
-		case "stream_options":
-			f.StreamOptionsMember = Span{keyStart, valEnd}
-			f.IncludeUsage = bytes.Contains(val, []byte(`"include_usage"`)) && includeUsage(val)
+			return true, nil
 		}
-		i = skipWS(b, valEnd)
-		if i >= len(b) {
-			return f, ErrBadJSON
+		if seen&(1<<g) != 0 {
+			return false, bodyErr(`member "` + GovernedMembers[g] + `" appears more than once`)
 		}
-		switch b[i] {
-		case ',':
-			i = skipWS(b, i+1)
-		case '}':
-			f.Close = i
-			return f, checkTrailing(b, i+1)
-		default:
-			return f, ErrBadJSON
-		}
+		seen |= 1 << g
+		return true, f.set(g, b[vs:ve])
+	})
+	if err != nil {
+		return BodyFields{}, err
 	}
+	return f, nil
 }
 
-func checkTrailing(b []byte, i int) error {
-	if skipWS(b, i) != len(b) {
-		return ErrBadJSON
+// governedIndex is the index of name in GovernedMembers, or -1.
+func governedIndex(name string) int {
+	for i, m := range GovernedMembers {
+		if name == m {
+			return i
+		}
+	}
+	return -1
+}
+
+// set records the value of governed member g.
+func (f *BodyFields) set(g int, val []byte) error {
+	name := GovernedMembers[g]
+	switch name {
+	case "model":
+		if val[0] != '"' {
+			return bodyErr(`"model" must be a string`)
+		}
+		s, err := unquote(val)
+		if err != nil {
+			return err
+		}
+		if err := CheckModelName(s); err != nil {
+			return err
+		}
+		f.Model = s
+	case "max_tokens", "max_completion_tokens", "max_output_tokens":
+		if string(val) == "null" {
+			return nil
+		}
+		n, ok := parseCount(val)
+		if !ok {
+			return bodyErr(`"` + name + `" must be a non-negative integer`)
+		}
+		f.HasMaxTokens = true
+		f.MaxTokens = max(f.MaxTokens, n)
+	case "n":
+		if string(val) == "null" {
+			return nil
+		}
+		n, ok := parseCount(val)
+		if !ok {
+			return bodyErr(`"n" must be a non-negative integer`)
+		}
+		f.N = max(n, 1)
+	case "stream":
+		switch string(val) {
+		case "true":
+			f.Stream = true
+		case "false", "null":
+		default:
+			return bodyErr(`"stream" must be a boolean`)
+		}
+	case "stream_options":
+		f.StreamOptions = val
+		f.IncludeUsage = includeUsage(val)
 	}
 	return nil
 }
 
-func includeUsage(val []byte) bool {
-	var so struct {
-		IncludeUsage bool `json:"include_usage"`
+// CheckModelName refuses a model name no provider could mean: longer than
+// MaxModelName bytes, or holding a control character or invalid UTF-8 (a
+// body's string is valid UTF-8 already; a URL path's may not be).
+func CheckModelName(s string) error {
+	if len(s) > MaxModelName {
+		return bodyErr("model: a model name is at most " + strconv.Itoa(MaxModelName) + " bytes")
 	}
-	return json.Unmarshal(val, &so) == nil && so.IncludeUsage
+	if !utf8.ValidString(s) {
+		return bodyErr("model: the model name is not valid UTF-8")
+	}
+	for _, r := range s {
+		if r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) {
+			return bodyErr("model: the model name holds a control character")
+		}
+	}
+	return nil
 }
 
-func parseCount(val []byte) (int64, error) {
-	if n, err := strconv.ParseInt(string(val), 10, 64); err == nil && n >= 0 {
-		return n, nil
+// includeUsage reads stream_options.include_usage as the provider does:
+// the last of duplicated members wins, names compared unescaped.
+func includeUsage(val []byte) bool {
+	on := false
+	_, _ = walkObject(val, laxSkip, func(key []byte, _, vs, ve int) (bool, error) {
+		if keyIs(key[1:len(key)-1], "include_usage") {
+			on = string(val[vs:ve]) == "true"
+		}
+		return true, nil
+	})
+	return on
+}
+
+// parseCount reads a non-negative integer count, written as an integer or
+// as a number with no fractional part (1e3, 100.0: JSON parsers of the
+// providers accept both), at most maxCount.
+func parseCount(val []byte) (int64, bool) {
+	if n, err := strconv.ParseInt(string(val), 10, 64); err == nil {
+		return n, n >= 0 && n <= maxCount
 	}
 	fl, err := strconv.ParseFloat(string(val), 64)
-	if err != nil || fl < 0 || fl != float64(int64(fl)) {
-		return 0, ErrBadJSON
+	if err != nil || fl < 0 || fl > maxCount || fl != float64(int64(fl)) {
+		return 0, false
 	}
-	return int64(fl), nil
+	return int64(fl), true
 }
 
 func unquote(val []byte) (string, error) {
@@ -159,92 +206,4 @@ func unquote(val []byte) (string, error) {
 		return "", ErrBadJSON
 	}
 	return s, nil
-}
-
-func skipWS(b []byte, i int) int {
-	for i < len(b) {
-		switch b[i] {
-		case ' ', '\t', '\n', '\r':
-			i++
-		default:
-			return i
-		}
-	}
-	return i
-}
-
-// skipString returns the offset just past the string starting at b[i] == '"'.
-func skipString(b []byte, i int) (int, error) {
-	j := i + 1
-	for {
-		k := bytes.IndexByte(b[j:], '"')
-		if k < 0 {
-			return 0, ErrBadJSON
-		}
-		q := j + k
-		bs := 0
-		for p := q - 1; p > i && b[p] == '\\'; p-- {
-			bs++
-		}
-		if bs%2 == 0 {
-			return q + 1, nil
-		}
-		j = q + 1
-	}
-}
-
-// skipValue returns the offset just past the JSON value starting at b[i].
-func skipValue(b []byte, i int) (int, error) {
-	if i >= len(b) {
-		return 0, ErrBadJSON
-	}
-	switch c := b[i]; c {
-	case '"':
-		return skipString(b, i)
-	case '{', '[':
-		depth := 0
-		for i < len(b) {
-			switch b[i] {
-			case '"':
-				end, err := skipString(b, i)
-				if err != nil {
-					return 0, err
-				}
-				i = end
-				continue
-			case '{', '[':
-				depth++
-			case '}', ']':
-				depth--
-				if depth == 0 {
-					return i + 1, nil
-				}
-			}
-			i++
-		}
-		return 0, ErrBadJSON
-	default:
-		j := i
-		for j < len(b) {
-			switch b[j] {
-			case ',', '}', ']', ' ', '\t', '\n', '\r':
-				goto done
-			}
-			j++
-		}
-	done:
-		if j == i || !validScalar(b[i:j]) {
-			return 0, ErrBadJSON
-		}
-		return j, nil
-	}
-}
-
-func validScalar(v []byte) bool {
-	switch string(v) {
-	case "true", "false", "null":
-		return true
-	}
-	c := v[0]
-	return c == '-' || (c >= '0' && c <= '9')
 }

@@ -34,6 +34,50 @@ func TestParseBody(t *testing.T) {
 		{name: "missing colon", body: `{"model" "m"}`, wantErr: true},
 		{name: "bare word", body: `{"model":"m","x":hello}`, wantErr: true},
 		{name: "empty", body: ``, wantErr: true},
+		// What the gateway reads must be what the provider decodes.
+		{name: "escaped duplicate model", body: `{"model":"claude-haiku-4-5","mod\u0065l":"claude-opus-4-1"}`, wantErr: true},
+		{name: "duplicate model", body: `{"model":"a","model":"b"}`, wantErr: true},
+		{name: "escaped max_tokens", body: `{"model":"m","max_tok\u0065ns":100000}`, want: BodyFields{Model: "m", MaxTokens: 100000}},
+		{name: "escaped max_tokens duplicate", body: `{"model":"m","max_tokens":1,"max_tok\u0065ns":100000}`, wantErr: true},
+		{name: "escaped stream", body: `{"model":"m","str\u0065am":true}`, want: BodyFields{Model: "m", Stream: true}},
+		{name: "duplicate stream_options", body: `{"model":"m","stream_options":{},"stream_options":{"include_usage":true}}`, wantErr: true},
+		{name: "duplicate n", body: `{"model":"m","n":1,"n":5}`, wantErr: true},
+		{name: "case variant", body: `{"model":"m","Model":"x"}`, wantErr: true},
+		{name: "kelvin case variant", body: `{"model":"m","max_to\u212aens":5}`, wantErr: true},
+		{name: "largest of the max members", body: `{"model":"m","max_tokens":5,"max_completion_tokens":9}`, want: BodyFields{Model: "m", MaxTokens: 9}},
+		{name: "n", body: `{"model":"m","n":4}`, want: BodyFields{Model: "m", N: 4}},
+		{name: "include_usage last wins", body: `{"model":"m","stream_options":{"include_usage":false,"include_usage":true}}`, want: BodyFields{Model: "m", IncludeUsage: true}},
+		{name: "include_usage escaped", body: `{"model":"m","stream_options":{"include_\u0075sage":true}}`, want: BodyFields{Model: "m", IncludeUsage: true}},
+		{name: "duplicate ungoverned kept", body: `{"model":"m","metadata":{},"metadata":{}}`, want: BodyFields{Model: "m"}},
+		// Not one valid JSON object.
+		{name: "mismatched brackets", body: `{"model":"m","messages":[{"a":1]}`, wantErr: true},
+		{name: "mismatched nested", body: `{"model":"m","x":[1,2}]}`, wantErr: true},
+		{name: "trailing object", body: `{"model":"m"}{}`, wantErr: true},
+		{name: "array body", body: `[{"model":"m"}]`, wantErr: true},
+		{name: "string body", body: `"model"`, wantErr: true},
+		{name: "invalid utf8 in content", body: "{\"model\":\"m\",\"x\":\"\xff\"}", wantErr: true},
+		{name: "invalid utf8 in key", body: "{\"model\":\"m\",\"\xc3\":1}", wantErr: true},
+		{name: "surrogate utf8", body: "{\"model\":\"m\",\"x\":\"\xed\xa0\x80\"}", wantErr: true},
+		{name: "valid utf8", body: `{"model":"m","x":"é😀 lorem ipsum dolor sit amet"}`, want: BodyFields{Model: "m"}},
+		{name: "control char in string", body: "{\"model\":\"m\",\"x\":\"a\nb\"}", wantErr: true},
+		{name: "bad escape", body: `{"model":"m","x":"\q"}`, wantErr: true},
+		{name: "short unicode escape", body: `{"model":"m","x":"\u12"}`, wantErr: true},
+		{name: "lone surrogate escape in content", body: `{"model":"m","x":"\ud800"}`, want: BodyFields{Model: "m"}},
+		{name: "leading zero", body: `{"model":"m","x":01}`, wantErr: true},
+		{name: "bare minus", body: `{"model":"m","x":-}`, wantErr: true},
+		{name: "bad exponent", body: `{"model":"m","x":1e}`, wantErr: true},
+		{name: "trailing comma", body: `{"model":"m","x":[1,]}`, wantErr: true},
+		{name: "trailing comma object", body: `{"model":"m",}`, wantErr: true},
+		{name: "truncated literal", body: `{"model":"m","x":tru}`, wantErr: true},
+		{name: "nesting at the limit", body: `{"x":` + strings.Repeat("[", MaxDepth-1) + strings.Repeat("]", MaxDepth-1) + `,"model":"m"}`, want: BodyFields{Model: "m"}},
+		{name: "nesting past the limit", body: `{"x":` + strings.Repeat("[", MaxDepth) + strings.Repeat("]", MaxDepth) + `,"model":"m"}`, wantErr: true},
+		// Governed values.
+		{name: "string max_tokens", body: `{"model":"m","max_tokens":"5"}`, wantErr: true},
+		{name: "fractional max_tokens", body: `{"model":"m","max_tokens":1.5}`, wantErr: true},
+		{name: "huge max_tokens", body: `{"model":"m","max_tokens":1e300}`, wantErr: true},
+		{name: "overflowing max_tokens", body: `{"model":"m","max_tokens":99999999999999999999}`, wantErr: true},
+		{name: "model with control char", body: `{"model":"claude\u0000"}`, wantErr: true},
+		{name: "model too long", body: `{"model":"` + strings.Repeat("a", MaxModelName+1) + `"}`, wantErr: true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got, err := ParseBody([]byte(tc.body))
@@ -43,27 +87,13 @@ func TestParseBody(t *testing.T) {
 			if err != nil {
 				return
 			}
-			if got.Model != tc.want.Model || got.MaxTokens != tc.want.MaxTokens || got.Stream != tc.want.Stream || got.IncludeUsage != tc.want.IncludeUsage {
+			if tc.want.N == 0 {
+				tc.want.N = 1
+			}
+			if got.Model != tc.want.Model || got.MaxTokens != tc.want.MaxTokens || got.Stream != tc.want.Stream || got.IncludeUsage != tc.want.IncludeUsage || got.N != tc.want.N {
 				t.Fatalf("got %+v, want %+v", got, tc.want)
 			}
 		})
-	}
-}
-
-func TestParseBodySpans(t *testing.T) {
-	body := `{"model":"m", "stream":true,"x":1}`
-	f, err := ParseBody([]byte(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got := body[f.ModelMember.Start:f.ModelMember.End]; got != `"model":"m"` {
-		t.Errorf("model member %q", got)
-	}
-	if got := body[f.StreamMember.Start:f.StreamMember.End]; got != `"stream":true` {
-		t.Errorf("stream member %q", got)
-	}
-	if body[f.Close] != '}' || f.Members != 3 {
-		t.Errorf("close %d members %d", f.Close, f.Members)
 	}
 }
 

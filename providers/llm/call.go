@@ -20,6 +20,10 @@ type Call struct {
 	MaxTokens int64
 	// Body is the raw request body.
 	Body []byte
+	// Fields is ParseBody's reading of Body: families take what they need
+	// of the body from here, never by reading Body again, so that what the
+	// gateway checked is what they act on.
+	Fields BodyFields
 	// Header is the inbound request's header. Families copy what they forward
 	// and never forward the client's credentials.
 	Header http.Header

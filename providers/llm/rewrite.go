@@ -20,14 +20,12 @@ type Member struct {
 // Messages body to a cloud's dialect (Bedrock: drop model and stream, set
 // anthropic_version and anthropic_beta; Vertex: drop model, set
 // anthropic_version; OpenAI: set stream_options).
+//
+// b must be a body ParseBody accepted, or an event from a provider: values
+// are skipped structurally, not validated again.
 func RewriteBody(b []byte, drop []string, set []Member) ([]byte, error) {
 	out := make([]byte, 0, len(b)+64)
-	i := skipWS(b, 0)
-	if i >= len(b) || b[i] != '{' {
-		return nil, ErrBadJSON
-	}
 	out = append(out, '{')
-	i = skipWS(b, i+1)
 	done := make([]bool, len(set))
 	first := true
 	emit := func(key []byte, val []byte) {
@@ -39,66 +37,27 @@ func RewriteBody(b []byte, drop []string, set []Member) ([]byte, error) {
 		out = append(out, ':')
 		out = append(out, val...)
 	}
-	if i < len(b) && b[i] == '}' {
-		i++
-	} else {
-		for {
-			if i >= len(b) || b[i] != '"' {
-				return nil, ErrBadJSON
+	_, err := walkObject(b, laxSkip, func(key []byte, _, vs, ve int) (bool, error) {
+		inner := key[1 : len(key)-1]
+		for _, d := range drop {
+			if keyIs(inner, d) {
+				return true, nil
 			}
-			keyEnd, err := skipString(b, i)
-			if err != nil {
-				return nil, err
-			}
-			key := b[i:keyEnd]
-			i = skipWS(b, keyEnd)
-			if i >= len(b) || b[i] != ':' {
-				return nil, ErrBadJSON
-			}
-			i = skipWS(b, i+1)
-			valEnd, err := skipValue(b, i)
-			if err != nil {
-				return nil, err
-			}
-			val := b[i:valEnd]
-			keep := true
-			for _, d := range drop {
-				if keyIs(key, d) {
-					keep = false
-					break
-				}
-			}
-			if keep {
-				for j, m := range set {
-					if keyIs(key, m.Name) {
-						if !done[j] {
-							emit(key, m.Value)
-							done[j] = true
-						}
-						keep = false
-						break
-					}
-				}
-			}
-			if keep {
-				emit(key, val)
-			}
-			i = skipWS(b, valEnd)
-			if i >= len(b) {
-				return nil, ErrBadJSON
-			}
-			if b[i] == '}' {
-				i++
-				break
-			}
-			if b[i] != ',' {
-				return nil, ErrBadJSON
-			}
-			i = skipWS(b, i+1)
 		}
-	}
-	if skipWS(b, i) != len(b) {
-		return nil, ErrBadJSON
+		for j, m := range set {
+			if keyIs(inner, m.Name) {
+				if !done[j] {
+					emit(key, m.Value)
+					done[j] = true
+				}
+				return true, nil
+			}
+		}
+		emit(key, b[vs:ve])
+		return true, nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	for j, m := range set {
 		if !done[j] {

@@ -20,9 +20,14 @@ type Usage struct {
 	// Complete is true when the provider's final usage report was seen
 	// (a non-streaming body, or a stream that reached its end).
 	Complete bool `json:"complete"`
-	// OutputEstimated is true when OutputTokens were counted from the text that
-	// passed because the stream was cut before any usage count arrived.
+	// OutputEstimated is true when OutputTokens were counted from the text
+	// (or, for a non-streamed body, the bytes) that passed because the
+	// response was cut before any usage count arrived.
 	OutputEstimated bool `json:"output_estimated,omitempty"`
+	// InputEstimated is true when InputTokens were estimated from the
+	// request because the provider's usage report never arrived (a
+	// response cut before it).
+	InputEstimated bool `json:"input_estimated,omitempty"`
 }
 
 // TotalInput is every input token, cached or not: the figure long-context
@@ -45,6 +50,7 @@ func (u Usage) Add(v Usage) Usage {
 		WebSearchRequests:  u.WebSearchRequests + v.WebSearchRequests,
 		Complete:           u.Complete && v.Complete,
 		OutputEstimated:    u.OutputEstimated || v.OutputEstimated,
+		InputEstimated:     u.InputEstimated || v.InputEstimated,
 	}
 }
 

@@ -334,10 +334,10 @@ func (p *Provider) body(call *llm.Call) ([]byte, bool, error) {
 	}
 	injected := false
 	if call.Surface == llm.SurfaceOpenAIChat && call.Stream {
-		so, present := llm.TopLevelMember(call.Body, "stream_options")
-		if !present || !askedUsage(so) {
+		so := call.Fields.StreamOptions
+		if !call.Fields.IncludeUsage {
 			v := []byte(`{"include_usage":true}`)
-			if present && len(so) > 0 && so[0] == '{' {
+			if len(so) > 0 && so[0] == '{' {
 				merged, err := llm.RewriteBody(so, nil, []llm.Member{{Name: "include_usage", Value: []byte("true")}})
 				if err != nil {
 					return nil, false, err
@@ -355,13 +355,6 @@ func (p *Provider) body(call *llm.Call) ([]byte, bool, error) {
 	return b, injected, err
 }
 
-// askedUsage reports whether a stream_options value sets include_usage to
-// true.
-func askedUsage(so []byte) bool {
-	v, ok := llm.TopLevelMember(so, "include_usage")
-	return ok && string(v) == "true"
-}
-
 // injectedFor tells Relay whether Send injected include_usage for this
 // response: from the mark Send left in the request context, else
 // recomputed from the call.
@@ -377,8 +370,7 @@ func injectedFor(resp *http.Response, call *llm.Call) bool {
 	if !call.Stream {
 		return false
 	}
-	so, present := llm.TopLevelMember(call.Body, "stream_options")
-	return !present || !askedUsage(so)
+	return !call.Fields.IncludeUsage
 }
 
 // Pools of per-relay state.

@@ -117,8 +117,18 @@ func chatCall(body string, streamed bool) *llm.Call {
 	}
 	return &llm.Call{
 		Surface: llm.SurfaceOpenAIChat, Model: f.Model, CanonicalModel: llm.CanonicalModel(f.Model), Stream: streamed, MaxTokens: f.MaxTokens,
-		Body: []byte(body), Header: clientHeader(), PathSuffix: "/v1/chat/completions",
+		Body: []byte(body), Fields: f, Header: clientHeader(), PathSuffix: "/v1/chat/completions",
 	}
+}
+
+// fieldsOf is ParseBody's reading of a test body, as the gateway gives it
+// to the family in the call.
+func fieldsOf(body string) llm.BodyFields {
+	f, err := llm.ParseBody([]byte(body))
+	if err != nil {
+		panic(err)
+	}
+	return f
 }
 
 const (
@@ -345,7 +355,7 @@ func TestSendURLAndHeaders(t *testing.T) {
 			cfg.BaseURL = srv.URL + tc.prefix
 			p := newProvider(t, cfg)
 			body := `{"model":"text-embedding-3-small","input":"x"}`
-			call := &llm.Call{Surface: tc.surface, Model: "m", Body: []byte(body), Header: clientHeader(), RawQuery: tc.query, PathSuffix: tc.suffix}
+			call := &llm.Call{Surface: tc.surface, Model: "m", Body: []byte(body), Fields: fieldsOf(body), Header: clientHeader(), RawQuery: tc.query, PathSuffix: tc.suffix}
 			resp, err := p.Send(context.Background(), call)
 			if err != nil {
 				t.Fatal(err)
@@ -386,7 +396,7 @@ func TestSendURLAndHeaders(t *testing.T) {
 func TestSendDefaultContentType(t *testing.T) {
 	srv, got := recordingUpstream(t, nil)
 	p := newProvider(t, Config{BaseURL: srv.URL + "/v1"})
-	resp, err := p.Send(context.Background(), &llm.Call{Surface: llm.SurfaceOpenAIChat, Body: []byte(chatBody), PathSuffix: "/v1/chat/completions"})
+	resp, err := p.Send(context.Background(), &llm.Call{Surface: llm.SurfaceOpenAIChat, Body: []byte(chatBody), Fields: fieldsOf(chatBody), PathSuffix: "/v1/chat/completions"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -472,7 +482,7 @@ func TestSendBody(t *testing.T) {
 			ct := &captureTransport{}
 			p := newProvider(t, Config{APIKeys: []string{keyA}, Models: tc.models, Transport: ct})
 			f, _ := llm.ParseBody([]byte(tc.body))
-			call := &llm.Call{Surface: tc.surface, Model: f.Model, CanonicalModel: llm.CanonicalModel(f.Model), Stream: tc.stream, Body: []byte(tc.body), Header: clientHeader()}
+			call := &llm.Call{Surface: tc.surface, Model: f.Model, CanonicalModel: llm.CanonicalModel(f.Model), Stream: tc.stream, Body: []byte(tc.body), Fields: f, Header: clientHeader()}
 			resp, err := p.Send(context.Background(), call)
 			if tc.wantErr {
 				if err == nil || strings.Contains(err.Error(), keyA) {
@@ -725,19 +735,19 @@ func TestRelaySurfaces(t *testing.T) {
 		{name: "chat, not streamed", call: chatCall(chatBody, false), want: chatCompletionBody, wantUsage: wantUsage, wantLen: true},
 		{
 			name:      "responses, streamed",
-			call:      &llm.Call{Surface: llm.SurfaceOpenAIResponses, Model: "gpt-5-mini", Stream: true, Body: []byte(`{"model":"gpt-5-mini","input":"hi","stream":true}`), Header: clientHeader(), PathSuffix: "/v1/responses"},
+			call:      &llm.Call{Surface: llm.SurfaceOpenAIResponses, Model: "gpt-5-mini", Stream: true, Body: []byte(`{"model":"gpt-5-mini","input":"hi","stream":true}`), Fields: fieldsOf(`{"model":"gpt-5-mini","input":"hi","stream":true}`), Header: clientHeader(), PathSuffix: "/v1/responses"},
 			want:      strings.Join(responsesEvents(), ""),
 			wantUsage: wantUsage,
 		},
 		{
 			name:      "responses, not streamed",
-			call:      &llm.Call{Surface: llm.SurfaceOpenAIResponses, Model: "gpt-5-mini", Body: []byte(`{"model":"gpt-5-mini","input":"hi"}`), Header: clientHeader(), PathSuffix: "/v1/responses"},
+			call:      &llm.Call{Surface: llm.SurfaceOpenAIResponses, Model: "gpt-5-mini", Body: []byte(`{"model":"gpt-5-mini","input":"hi"}`), Fields: fieldsOf(`{"model":"gpt-5-mini","input":"hi"}`), Header: clientHeader(), PathSuffix: "/v1/responses"},
 			want:      responseObject("completed", responsesUsage),
 			wantUsage: wantUsage, wantLen: true,
 		},
 		{
 			name:      "embeddings",
-			call:      &llm.Call{Surface: llm.SurfaceOpenAIEmbeddings, Model: "text-embedding-3-small", Body: []byte(`{"model":"text-embedding-3-small","input":"hi"}`), Header: clientHeader(), PathSuffix: "/v1/embeddings"},
+			call:      &llm.Call{Surface: llm.SurfaceOpenAIEmbeddings, Model: "text-embedding-3-small", Body: []byte(`{"model":"text-embedding-3-small","input":"hi"}`), Fields: fieldsOf(`{"model":"text-embedding-3-small","input":"hi"}`), Header: clientHeader(), PathSuffix: "/v1/embeddings"},
 			want:      embeddingsBody,
 			wantUsage: llm.Usage{InputTokens: 8, Complete: true}, wantLen: true,
 		},
@@ -823,7 +833,7 @@ func TestRelayFlushesEveryEvent(t *testing.T) {
 		},
 		{
 			name:    "responses",
-			call:    &llm.Call{Surface: llm.SurfaceOpenAIResponses, Stream: true, Body: []byte(`{"model":"gpt-5","stream":true}`), PathSuffix: "/v1/responses"},
+			call:    &llm.Call{Surface: llm.SurfaceOpenAIResponses, Stream: true, Body: []byte(`{"model":"gpt-5","stream":true}`), Fields: fieldsOf(`{"model":"gpt-5","stream":true}`), PathSuffix: "/v1/responses"},
 			sent:    responsesEvents(),
 			visible: responsesEvents(),
 		},
@@ -946,7 +956,7 @@ func TestRelayUpstreamCut(t *testing.T) {
 			wantBody: without[0] + without[1] + without[2] + without[3],
 		},
 		{
-			name: "responses cut after the deltas", call: &llm.Call{Surface: llm.SurfaceOpenAIResponses, Stream: true, Body: []byte(`{"stream":true}`)}, head: sseHead,
+			name: "responses cut after the deltas", call: &llm.Call{Surface: llm.SurfaceOpenAIResponses, Stream: true, Body: []byte(`{"stream":true}`), Fields: fieldsOf(`{"stream":true}`)}, head: sseHead,
 			body:     chunked(resp[0], resp[1], resp[2], resp[3]),
 			want:     llm.Usage{OutputTokens: 1, OutputEstimated: true},
 			wantBody: resp[0] + resp[1] + resp[2] + resp[3],

@@ -31,7 +31,7 @@ func miniGateway(t *testing.T, p *Provider) (*httptest.Server, chan providers.Re
 			return
 		}
 		call := &llm.Call{Surface: rec.Surface, Model: f.Model, CanonicalModel: llm.CanonicalModel(f.Model), Stream: f.Stream,
-			MaxTokens: f.MaxTokens, Body: body, Header: r.Header, RawQuery: r.URL.RawQuery, PathSuffix: rec.Suffix}
+			MaxTokens: f.MaxTokens, Body: body, Fields: f, Header: r.Header, RawQuery: r.URL.RawQuery, PathSuffix: rec.Suffix}
 		resp, err := p.Send(r.Context(), call)
 		if err != nil {
 			llm.WriteError(w, llm.DialectOpenAI, llm.ErrBadGateway, "upstream unreachable")

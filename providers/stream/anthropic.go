@@ -71,22 +71,22 @@ func (m *AnthropicMeter) Event(typ, data []byte) {
 	case "content_block_delta":
 		m.contentDelta(data)
 	case "message_start":
-		if msg, ok := llm.TopLevelMember(data, "message"); ok {
-			if u, ok := llm.TopLevelMember(msg, "usage"); ok {
+		if msg, ok := llm.MemberValue(data, "message"); ok {
+			if u, ok := llm.MemberValue(msg, "usage"); ok {
 				_, _ = m.overlay(u)
 			}
-			if v, ok := llm.TopLevelMember(msg, "model"); ok {
+			if v, ok := llm.MemberValue(msg, "model"); ok {
 				m.model = jsonString(v)
 			}
 		}
 	case "message_delta":
-		if u, ok := llm.TopLevelMember(data, "usage"); ok {
+		if u, ok := llm.MemberValue(data, "usage"); ok {
 			if out, err := m.overlay(u); err == nil && out {
 				m.final = true
 			}
 		}
-		if d, ok := llm.TopLevelMember(data, "delta"); ok {
-			if v, ok := llm.TopLevelMember(d, "stop_reason"); ok && v[0] == '"' {
+		if d, ok := llm.MemberValue(data, "delta"); ok {
+			if v, ok := llm.MemberValue(d, "stop_reason"); ok && v[0] == '"' {
 				m.stopReason = jsonString(v)
 			}
 		}
@@ -110,13 +110,13 @@ func (m *AnthropicMeter) contentDelta(data []byte) {
 			m.firstToken = time.Now()
 		}
 	}
-	at := memberAt(data, "delta")
+	at := llm.MemberAt(data, "delta")
 	if at < 0 {
 		return
 	}
 	d := data[at:] // the delta object, and whatever follows it
 	var field string
-	switch t := stringAt(d, "type"); string(t) {
+	switch t := llm.StringMember(d, "type"); string(t) {
 	case `"text_delta"`:
 		field = "text"
 	case `"thinking_delta"`:
@@ -126,7 +126,7 @@ func (m *AnthropicMeter) contentDelta(data []byte) {
 	default:
 		return // signature_delta, citations_delta, unknown kinds
 	}
-	if v := stringAt(d, field); v != nil {
+	if v := llm.StringMember(d, field); v != nil {
 		if n, ok := decodedLen(v); ok {
 			m.textBytes += int64(n)
 		}
@@ -136,7 +136,7 @@ func (m *AnthropicMeter) contentDelta(data []byte) {
 // jsonType returns the unquoted top-level "type" member of obj (nil when
 // absent, not a plain string, or escaped: event types never are).
 func jsonType(obj []byte) []byte {
-	v := stringAt(obj, "type")
+	v := llm.StringMember(obj, "type")
 	if v == nil || bytes.IndexByte(v, '\\') >= 0 {
 		return nil
 	}
@@ -196,7 +196,7 @@ var errNoObject = errors.New("stream: response body is not a JSON object")
 // usage. It returns an error, and leaves the meter incomplete, when b is not
 // a JSON object or its usage does not decode.
 func (m *AnthropicMeter) Body(b []byte) error {
-	u, ok := llm.TopLevelMember(b, "usage")
+	u, ok := llm.MemberValue(b, "usage")
 	if !ok {
 		if t := bytes.TrimLeft(b, " \t\r\n"); len(t) == 0 || t[0] != '{' || !json.Valid(b) {
 			return errNoObject
@@ -213,10 +213,10 @@ func (m *AnthropicMeter) Body(b []byte) error {
 	}
 	m.final = true
 	m.complete = true
-	if v, ok := llm.TopLevelMember(b, "model"); ok {
+	if v, ok := llm.MemberValue(b, "model"); ok {
 		m.model = jsonString(v)
 	}
-	if v, ok := llm.TopLevelMember(b, "stop_reason"); ok {
+	if v, ok := llm.MemberValue(b, "stop_reason"); ok {
 		m.stopReason = jsonString(v)
 	}
 	return nil
@@ -304,11 +304,11 @@ func (a *AnthropicSSE) Reset() {
 // a log field or metric label, a type longer than 64 bytes or holding
 // anything but letters, digits, '_', '-' and '.' is reported as "".
 func ErrorType(body []byte) string {
-	e, ok := llm.TopLevelMember(body, "error")
+	e, ok := llm.MemberValue(body, "error")
 	if !ok {
 		return ""
 	}
-	v, ok := llm.TopLevelMember(e, "type")
+	v, ok := llm.MemberValue(e, "type")
 	if !ok || len(v) < 3 || len(v) > 66 || v[0] != '"' {
 		return ""
 	}

@@ -111,7 +111,7 @@ func (m *OpenAIChatMeter) Event(_, data []byte) {
 			prevEnd = ve
 			continue
 		}
-		ve := valueEnd(data, vs)
+		ve := llm.ValueEnd(data, vs)
 		if !it.done(ve) {
 			break
 		}
@@ -128,7 +128,7 @@ func (m *OpenAIChatMeter) Event(_, data []byte) {
 				case prevEnd >= 0: // ,"usage":null
 					m.evNullStart, m.evNullEnd = prevEnd, ve
 				case it.i >= 0: // "usage":null, at the start
-					m.evNullStart, m.evNullEnd = ks, skipSpace(data, it.i)
+					m.evNullStart, m.evNullEnd = ks, llm.SkipSpace(data, it.i)
 				default: // the only member
 					m.evNullStart, m.evNullEnd = ks, ve
 				}
@@ -158,14 +158,14 @@ func (m *OpenAIChatMeter) Event(_, data []byte) {
 // an array: null).
 func (m *OpenAIChatMeter) choicesAt(b []byte, i int, field string, stamp bool) (end, n int) {
 	if b[i] != '[' {
-		return valueEnd(b, i), -1
+		return llm.ValueEnd(b, i), -1
 	}
-	j := skipSpace(b, i+1)
+	j := llm.SkipSpace(b, i+1)
 	if j < len(b) && b[j] == ']' {
 		return j + 1, 0
 	}
 	for {
-		j = skipSpace(b, j)
+		j = llm.SkipSpace(b, j)
 		if j >= len(b) {
 			return -1, n
 		}
@@ -173,13 +173,13 @@ func (m *OpenAIChatMeter) choicesAt(b []byte, i int, field string, stamp bool) (
 		if b[j] == '{' {
 			e = m.choiceAt(b, j, field, stamp)
 		} else {
-			e = valueEnd(b, j)
+			e = llm.ValueEnd(b, j)
 		}
 		if e < 0 {
 			return -1, n
 		}
 		n++
-		k := skipSpace(b, e)
+		k := llm.SkipSpace(b, e)
 		switch {
 		case k < len(b) && b[k] == ',':
 			j = k + 1
@@ -211,7 +211,7 @@ func (m *OpenAIChatMeter) choiceAt(b []byte, i int, field string, stamp bool) in
 			}
 			it.done(ve)
 		case string(key) == "finish_reason":
-			ve := valueEnd(b, vs)
+			ve := llm.ValueEnd(b, vs)
 			if it.done(ve) && b[vs] == '"' {
 				m.finished = true
 				if m.finishReason == "" {
@@ -219,7 +219,7 @@ func (m *OpenAIChatMeter) choiceAt(b []byte, i int, field string, stamp bool) in
 				}
 			}
 		default:
-			it.done(valueEnd(b, vs))
+			it.done(llm.ValueEnd(b, vs))
 		}
 	}
 	if it.err {
@@ -241,7 +241,7 @@ func contentAt(b []byte, i int) (n, end int) {
 		if !ok {
 			break
 		}
-		ve := valueEnd(b, vs)
+		ve := llm.ValueEnd(b, vs)
 		if !it.done(ve) {
 			break
 		}
@@ -261,14 +261,14 @@ func contentAt(b []byte, i int) (n, end int) {
 				if !ok {
 					break
 				}
-				if f := memberAt(v[es:ee], "function"); f >= 0 {
+				if f := llm.MemberAt(v[es:ee], "function"); f >= 0 {
 					n += callBytes(v[es+f : ee])
 				}
 			}
 		case "function_call":
 			n += callBytes(v)
 		case "audio":
-			if s := stringAt(v, "transcript"); s != nil {
+			if s := llm.StringMember(v, "transcript"); s != nil {
 				n += strLen(s)
 			}
 		}
@@ -282,7 +282,7 @@ func contentAt(b []byte, i int) (n, end int) {
 // callBytes counts the name and arguments of a function call object (and
 // ignores what follows it).
 func callBytes(obj []byte) int {
-	if end := valueEnd(obj, 0); end > 0 {
+	if end := llm.ValueEnd(obj, 0); end > 0 {
 		obj = obj[:end]
 	}
 	it, ok := newObjIter(obj)
@@ -327,11 +327,11 @@ func (m *OpenAIChatMeter) readUsage(obj []byte) bool {
 		case "completion_tokens":
 			found = setCount(&m.completion, v) || found
 		case "prompt_tokens_details":
-			if s := memberAt(v, "cached_tokens"); s >= 0 {
+			if s := llm.MemberAt(v, "cached_tokens"); s >= 0 {
 				setCount(&m.cached, scalarAt(v, s))
 			}
 		case "completion_tokens_details":
-			if s := memberAt(v, "reasoning_tokens"); s >= 0 {
+			if s := llm.MemberAt(v, "reasoning_tokens"); s >= 0 {
 				setCount(&m.reasoning, scalarAt(v, s))
 			}
 		}
@@ -758,7 +758,7 @@ func (m *OpenAIResponsesMeter) Event(typ, data []byte) {
 	}
 	switch string(typ) {
 	case "response.completed", "response.incomplete", "response.failed":
-		if r, ok := llm.TopLevelMember(data, "response"); ok {
+		if r, ok := llm.MemberValue(data, "response"); ok {
 			m.readResponse(r)
 		}
 		m.complete = true
@@ -767,8 +767,8 @@ func (m *OpenAIResponsesMeter) Event(typ, data []byte) {
 		}
 	case "response.created", "response.in_progress", "response.queued":
 		if m.model == "" {
-			if r, ok := llm.TopLevelMember(data, "response"); ok {
-				if v := stringAt(r, "model"); v != nil {
+			if r, ok := llm.MemberValue(data, "response"); ok {
+				if v := llm.StringMember(r, "model"); v != nil {
 					m.model = jsonString(v)
 				}
 			}
@@ -779,7 +779,7 @@ func (m *OpenAIResponsesMeter) Event(typ, data []byte) {
 }
 
 func (m *OpenAIResponsesMeter) delta(typ, data []byte) {
-	v := stringAt(data, "delta")
+	v := llm.StringMember(data, "delta")
 	if len(v) <= 2 {
 		return // absent, not a string, or empty
 	}
@@ -822,7 +822,7 @@ func (m *OpenAIResponsesMeter) readResponse(obj []byte) bool {
 			}
 		case "error":
 			if v[0] == '{' {
-				errCode = stringAt(v, "code")
+				errCode = llm.StringMember(v, "code")
 			}
 		}
 	}
@@ -853,11 +853,11 @@ func (m *OpenAIResponsesMeter) readUsage(obj []byte) bool {
 		case "output_tokens":
 			found = setCount(&m.output, v) || found
 		case "input_tokens_details":
-			if s := memberAt(v, "cached_tokens"); s >= 0 {
+			if s := llm.MemberAt(v, "cached_tokens"); s >= 0 {
 				setCount(&m.cached, scalarAt(v, s))
 			}
 		case "output_tokens_details":
-			if s := memberAt(v, "reasoning_tokens"); s >= 0 {
+			if s := llm.MemberAt(v, "reasoning_tokens"); s >= 0 {
 				setCount(&m.reasoning, scalarAt(v, s))
 			}
 		}
@@ -937,7 +937,7 @@ func (a *OpenAIResponsesSSE) Reset() {
 // complete with zero usage. It returns an error when b is not a JSON object
 // or its usage is not an object.
 func OpenAIEmbeddingsUsage(b []byte) (llm.Usage, error) {
-	u, ok := llm.TopLevelMember(b, "usage")
+	u, ok := llm.MemberValue(b, "usage")
 	if !ok {
 		if t := bytes.TrimLeft(b, " \t\r\n"); len(t) == 0 || t[0] != '{' || !json.Valid(b) {
 			return llm.Usage{}, errNoObject
@@ -986,14 +986,14 @@ func OpenAIEmbeddingsUsageObject(u []byte) (llm.Usage, error) {
 // of those. Like ErrorType, anything longer than 64 bytes or holding other
 // than letters, digits, '_', '-' and '.' is reported as "".
 func OpenAIErrorType(body []byte) string {
-	if e, ok := llm.TopLevelMember(body, "error"); ok && len(e) > 0 && e[0] == '{' {
-		if t := safeType(stringAt(e, "type")); t != "" {
+	if e, ok := llm.MemberValue(body, "error"); ok && len(e) > 0 && e[0] == '{' {
+		if t := safeType(llm.StringMember(e, "type")); t != "" {
 			return t
 		}
-		return safeType(stringAt(e, "code"))
+		return safeType(llm.StringMember(e, "code"))
 	}
-	if o := stringAt(body, "object"); string(o) == `"error"` {
-		return safeType(stringAt(body, "type"))
+	if o := llm.StringMember(body, "object"); string(o) == `"error"` {
+		return safeType(llm.StringMember(body, "type"))
 	}
 	return ""
 }
@@ -1002,7 +1002,7 @@ func OpenAIErrorType(body []byte) string {
 // ({"type":"error","code":"server_error",…}), else error.type or error.code,
 // else "error".
 func responsesErrorType(data []byte) string {
-	if t := safeType(stringAt(data, "code")); t != "" {
+	if t := safeType(llm.StringMember(data, "code")); t != "" {
 		return t
 	}
 	if t := OpenAIErrorType(data); t != "" {
@@ -1077,7 +1077,7 @@ func parseFloatCount(v []byte) (int64, bool) {
 
 // scalarAt returns the raw scalar value starting at obj[i].
 func scalarAt(obj []byte, i int) []byte {
-	if e := valueEnd(obj, i); e > i {
+	if e := llm.ValueEnd(obj, i); e > i {
 		return obj[i:e]
 	}
 	return nil
@@ -1096,7 +1096,7 @@ type objIter struct {
 
 // newObjIter starts walking b, which must begin (after whitespace) with '{'.
 func newObjIter(b []byte) (objIter, bool) {
-	i := skipSpace(b, 0)
+	i := llm.SkipSpace(b, 0)
 	if i >= len(b) || b[i] != '{' {
 		return objIter{}, false
 	}
@@ -1117,7 +1117,7 @@ func (it *objIter) key() (ks int, key []byte, vs int, ok bool) {
 		return 0, nil, 0, false
 	}
 	b := it.b
-	i := skipSpace(b, it.i)
+	i := llm.SkipSpace(b, it.i)
 	if it.first && i < len(b) && b[i] == '}' {
 		it.i, it.end = -1, i+1
 		return 0, nil, 0, false
@@ -1127,17 +1127,17 @@ func (it *objIter) key() (ks int, key []byte, vs int, ok bool) {
 		it.i, it.err = -1, true
 		return 0, nil, 0, false
 	}
-	end := strEnd(b, i)
+	end := llm.StringEnd(b, i)
 	if end < 0 {
 		it.i, it.err = -1, true
 		return 0, nil, 0, false
 	}
-	j := skipSpace(b, end)
+	j := llm.SkipSpace(b, end)
 	if j >= len(b) || b[j] != ':' {
 		it.i, it.err = -1, true
 		return 0, nil, 0, false
 	}
-	vs = skipSpace(b, j+1)
+	vs = llm.SkipSpace(b, j+1)
 	if vs >= len(b) {
 		it.i, it.err = -1, true
 		return 0, nil, 0, false
@@ -1154,7 +1154,7 @@ func (it *objIter) done(ve int) bool {
 		return false
 	}
 	b := it.b
-	k := skipSpace(b, ve)
+	k := llm.SkipSpace(b, ve)
 	switch {
 	case k < len(b) && b[k] == ',':
 		it.i = k + 1
@@ -1172,7 +1172,7 @@ func (it *objIter) next() (ks int, key []byte, vs, ve int, ok bool) {
 	if !ok {
 		return 0, nil, 0, 0, false
 	}
-	ve = valueEnd(it.b, vs)
+	ve = llm.ValueEnd(it.b, vs)
 	if !it.done(ve) {
 		return 0, nil, 0, 0, false
 	}
@@ -1187,7 +1187,7 @@ type arrIter struct {
 }
 
 func newArrIter(b []byte) (arrIter, bool) {
-	i := skipSpace(b, 0)
+	i := llm.SkipSpace(b, 0)
 	if i >= len(b) || b[i] != '[' {
 		return arrIter{}, false
 	}
@@ -1201,18 +1201,18 @@ func (it *arrIter) next() (vs, ve int, ok bool) {
 		return 0, 0, false
 	}
 	b := it.b
-	vs = skipSpace(b, it.i)
+	vs = llm.SkipSpace(b, it.i)
 	if it.first && vs < len(b) && b[vs] == ']' {
 		it.i = -1
 		return 0, 0, false
 	}
 	it.first = false
-	ve = valueEnd(b, vs)
+	ve = llm.ValueEnd(b, vs)
 	if ve < 0 {
 		it.i = -1
 		return 0, 0, false
 	}
-	k := skipSpace(b, ve)
+	k := llm.SkipSpace(b, ve)
 	if k < len(b) && b[k] == ',' {
 		it.i = k + 1
 	} else {
