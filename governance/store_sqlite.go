@@ -38,7 +38,7 @@ const (
 	sqliteMinBackoff         = 50 * time.Millisecond
 	sqliteMaxBackoff         = 5 * time.Second
 	sqliteMaxConns           = 4
-	sqliteSchemaVersion      = 1
+	sqliteSchemaVersion      = 2
 	bucketSeconds            = int64(SpendBucket / time.Second)
 	bucketNanos              = int64(SpendBucket)
 )
@@ -193,14 +193,22 @@ CREATE TABLE IF NOT EXISTS totals (
 CREATE INDEX IF NOT EXISTS totals_all_time ON totals (kind, name) WHERE bucket = 0;
 `
 
-const sqliteInsertLedger = `INSERT INTO ledger (
+// sqliteSchemaV2 marks ledger rows whose input tokens were estimated from
+// the request (the provider's usage never arrived).
+const sqliteSchemaV2 = `ALTER TABLE ledger ADD COLUMN input_estimated INTEGER NOT NULL DEFAULT 0;`
+
+var sqliteInsertLedger = `INSERT INTO ledger (
 	time_ns, key, team, customer, provider, model, requested_model, surface,
 	status, stream, input_tokens, output_tokens, cache_read_tokens,
 	cache_write_5m_tokens, cache_write_1h_tokens, web_search_requests,
-	cost_nano_usd, complete, output_estimated, session_id, duration_us
-) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+	cost_nano_usd, complete, output_estimated, session_id, duration_us,
+	input_estimated
+) VALUES ` + sqliteLedgerRow
 
-const sqliteLedgerArgs = 21
+const sqliteLedgerArgs = 22
+
+// sqliteLedgerRow is the placeholders of one ledger row.
+var sqliteLedgerRow = "(" + strings.Repeat("?, ", sqliteLedgerArgs-1) + "?)"
 
 // sqliteLedgerChunk is how many ledger rows one INSERT writes: a batch is
 // written in statements of this many rows (and single rows for the rest),
@@ -208,8 +216,7 @@ const sqliteLedgerArgs = 21
 const sqliteLedgerChunk = 16
 
 // sqliteInsertLedgerChunk is sqliteInsertLedger with sqliteLedgerChunk rows.
-var sqliteInsertLedgerChunk = sqliteInsertLedger + strings.Repeat(
-	", (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", sqliteLedgerChunk-1)
+var sqliteInsertLedgerChunk = sqliteInsertLedger + strings.Repeat(", "+sqliteLedgerRow, sqliteLedgerChunk-1)
 
 const sqliteUpsertTotals = `INSERT INTO totals (
 	kind, name, bucket, requests, input_tokens, output_tokens,
@@ -330,9 +337,11 @@ func (s *SQLiteStore) migrate(ctx context.Context) error {
 	case version > sqliteSchemaVersion:
 		return fmt.Errorf("schema version %d is newer than this build understands (%d)", version, sqliteSchemaVersion)
 	}
-	// version 0: a new database (later versions migrate step by step here).
-	if _, err := tx.ExecContext(ctx, sqliteSchemaV1); err != nil {
-		return err
+	// Migrate step by step: version 0 is a new database.
+	for v, ddl := range []string{sqliteSchemaV1, sqliteSchemaV2}[version:] {
+		if _, err := tx.ExecContext(ctx, ddl); err != nil {
+			return fmt.Errorf("migrating the schema to version %d: %w", version+v+1, err)
+		}
 	}
 	if _, err := tx.ExecContext(ctx, "PRAGMA user_version = "+strconv.Itoa(sqliteSchemaVersion)); err != nil {
 		return err
@@ -613,6 +622,7 @@ func (s *SQLiteStore) ledgerArgs(a []any, r *Record) {
 	a[13], a[14], a[15] = u.CacheWrite5mTokens, u.CacheWrite1hTokens, u.WebSearchRequests
 	a[16], a[17], a[18] = int64(r.Cost), boolInt(u.Complete), boolInt(u.OutputEstimated)
 	a[19], a[20] = r.SessionID, r.Duration.Microseconds()
+	a[21] = boolInt(u.InputEstimated)
 }
 
 func (s *SQLiteStore) aggregate(r *Record) {
@@ -924,7 +934,7 @@ func (s *SQLiteStore) Records(ctx context.Context, from, to time.Time, limit int
 		provider, model, requested_model, surface, status, stream, input_tokens,
 		output_tokens, cache_read_tokens, cache_write_5m_tokens,
 		cache_write_1h_tokens, web_search_requests, cost_nano_usd, complete,
-		output_estimated, session_id, duration_us
+		output_estimated, session_id, duration_us, input_estimated
 		FROM ledger WHERE time_ns BETWEEN ? AND ? ORDER BY time_ns, id LIMIT ?`, lo, hi, limit)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite store: ledger: %w", err)
@@ -939,7 +949,7 @@ func (s *SQLiteStore) Records(ctx context.Context, from, to time.Time, limit int
 			&r.RequestedModel, &r.Surface, &r.Status, &r.Stream, &u.InputTokens,
 			&u.OutputTokens, &u.CacheReadTokens, &u.CacheWrite5mTokens,
 			&u.CacheWrite1hTokens, &u.WebSearchRequests, &r.Cost, &u.Complete,
-			&u.OutputEstimated, &r.SessionID, &durUs); err != nil {
+			&u.OutputEstimated, &r.SessionID, &durUs, &u.InputEstimated); err != nil {
 			return nil, fmt.Errorf("sqlite store: ledger: %w", err)
 		}
 		r.Time = time.Unix(0, ns).UTC()

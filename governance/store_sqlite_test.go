@@ -928,6 +928,42 @@ func TestSQLiteSchema(t *testing.T) {
 			t.Errorf("synchronous %q, %v; want 1 (NORMAL)", sync, err)
 		}
 	})
+	t.Run("version 1 migrated", func(t *testing.T) {
+		path := filepath.Join(t.TempDir(), "u.db")
+		db, err := sql.Open("sqlite", path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, q := range []string{sqliteSchemaV1, `INSERT INTO ledger (time_ns, key, team, customer, provider, model,
+			requested_model, surface, status, stream, input_tokens, output_tokens, cache_read_tokens,
+			cache_write_5m_tokens, cache_write_1h_tokens, web_search_requests, cost_nano_usd, complete,
+			output_estimated, session_id, duration_us) VALUES (1, 'old', '', '', 'p', 'm', 'm', 's', 200, 0,
+			7, 8, 0, 0, 0, 0, 9, 1, 0, '', 0)`, "PRAGMA user_version = 1"} {
+			if _, err := db.Exec(q); err != nil {
+				t.Fatal(err)
+			}
+		}
+		db.Close()
+		s := openSQLite(t, path, SQLiteOptions{})
+		var version int
+		if err := s.db.QueryRow("PRAGMA user_version").Scan(&version); err != nil || version != sqliteSchemaVersion {
+			t.Fatalf("user_version %d, %v", version, err)
+		}
+		s.Record(&Record{Time: time.Unix(2, 0), Key: "new", Usage: llm.Usage{InputTokens: 3, InputEstimated: true, OutputTokens: 4, OutputEstimated: true}})
+		if err := s.Flush(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		rows, err := s.Records(context.Background(), time.Time{}, time.Time{}, 0)
+		if err != nil || len(rows) != 2 {
+			t.Fatalf("rows %+v, %v", rows, err)
+		}
+		if u := rows[0].Usage; rows[0].Key != "old" || u.InputTokens != 7 || u.InputEstimated || !u.Complete {
+			t.Errorf("migrated row %+v", rows[0])
+		}
+		if u := rows[1].Usage; rows[1].Key != "new" || !u.InputEstimated || !u.OutputEstimated {
+			t.Errorf("new row %+v", rows[1])
+		}
+	})
 	t.Run("newer version refused", func(t *testing.T) {
 		path := filepath.Join(t.TempDir(), "u.db")
 		db, err := sql.Open("sqlite", path)
