@@ -68,6 +68,8 @@ type gatewayOptions struct {
 	SiteExtra string
 	// ExtraSites are whole site blocks appended to the Caddyfile.
 	ExtraSites string
+	// Global are extra global options (grace_period 1s, …).
+	Global string
 }
 
 // startGateway writes a Caddyfile around the llm_gateway block, adapts it
@@ -97,6 +99,7 @@ func (g *gateway) caddyfile(opts gatewayOptions) string {
 	log {
 		output discard
 	}
+	%s
 }
 
 http://127.0.0.1:%d {
@@ -118,7 +121,7 @@ http://127.0.0.1:%d {
 }
 
 %s
-`, g.admin, filepath.Join(g.dataDir, "caddy"), g.port, g.port, opts.SiteExtra, opts.Block, opts.ExtraSites)
+`, g.admin, filepath.Join(g.dataDir, "caddy"), opts.Global, g.port, g.port, opts.SiteExtra, opts.Block, opts.ExtraSites)
 }
 
 // load adapts and (re)loads a config: the first call starts Caddy, later

@@ -75,6 +75,7 @@ type Gateway struct {
 	logger   *zap.Logger
 	state    *state
 	storeKey string
+	grace    time.Duration // the HTTP app's grace_period
 }
 
 // StoreConfig selects where usage and counters are kept.
@@ -268,6 +269,7 @@ func (Gateway) CaddyModule() caddy.ModuleInfo {
 // takes a reference on the store shared across reloads.
 func (g *Gateway) Provision(ctx caddy.Context) error {
 	g.logger = ctx.Logger()
+	g.grace = httpGracePeriod(ctx)
 	loc := time.UTC
 	if g.Timezone != "" {
 		var err error
@@ -347,8 +349,19 @@ func (g *Gateway) Validate() error {
 
 // Cleanup drops this config's references. In-flight requests keep their own
 // reference to the store, so a reload never cuts a stream's accounting.
+// When Caddy stops (rather than reloads), its HTTP server has already
+// waited out the grace period: the requests still in flight are cut and
+// settled, and Cleanup returns once they are ledgered, so the process never
+// exits with served usage unbilled.
 func (g *Gateway) Cleanup() error {
 	activeGateways.remove(g)
+	if processStopping() {
+		logger := g.logger
+		if logger == nil {
+			logger = caddy.Log()
+		}
+		inflight.stop(logger, g.grace)
+	}
 	if g.storeKey != "" {
 		_, err := storePool.Delete(g.storeKey)
 		return err

@@ -2,7 +2,6 @@ package module
 
 import (
 	"bytes"
-	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -53,7 +52,10 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.
 		st.reject(w, dialect, "unavailable", llm.ErrOverloaded, "the gateway is reloading; retry")
 		return nil
 	}
-	defer st.store.release()
+	// The request holds the store until it is settled and ledgered; a stop
+	// that outlives its grace period cuts it through its context.
+	r, live := inflight.enter(r, w)
+	defer inflight.leave(live, st.store)
 
 	x := &exchange{st: st, w: w, r: r, key: key, start: start, surface: rec.Surface, dialect: dialect}
 	if ref := key.Usable(start); ref != nil {
@@ -210,9 +212,9 @@ func (x *exchange) forward(call *llm.Call) {
 			w = &progressWriter{ResponseWriter: x.w, f: x.flight}
 		}
 		res := p.Relay(w, resp, call)
-		if res.ClientErr == nil && ctx.Err() != nil {
-			res.ClientErr = context.Cause(ctx)
-		}
+		x.endOfRelay(ctx, &res)
+		// What the provider never reported is estimated, never zero.
+		providers.EstimateUnreported(&res, call)
 		x.settle(res, sent, headers)
 		if res.UpstreamErr != nil && res.ClientErr == nil && !res.Usage.Complete {
 			// The upstream died mid-response: make the client see a
@@ -221,6 +223,11 @@ func (x *exchange) forward(call *llm.Call) {
 			// Caddy still writes the access log (a deferred call).
 			panic(http.ErrAbortHandler)
 		}
+		return
+	}
+	if shutdownCut(ctx) {
+		x.cutByShutdown()
+		x.refuse("shutdown", llm.ErrOverloaded, "the gateway is shutting down; retry")
 		return
 	}
 	if ctx.Err() != nil {
@@ -344,6 +351,9 @@ func (x *exchange) record(status int, usage llm.Usage, cost governance.Money, pr
 		}
 		if usage.OutputEstimated {
 			elf.Add(zap.Bool("llm.output_estimated", true))
+		}
+		if usage.InputEstimated {
+			elf.Add(zap.Bool("llm.input_estimated", true))
 		}
 		if x.rejection != "" {
 			elf.Add(zap.String("llm.rejection", x.rejection))
