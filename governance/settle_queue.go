@@ -190,13 +190,14 @@ func (q *QueuedCounters) Sweep(ctx context.Context, now time.Time) error {
 }
 
 // Settle applies the settlement now, or queues it: an unchecked ticket's
-// settlement, and any settlement while others are waiting, is queued
+// settlement (unless it charges nothing), and any settlement while others
+// are waiting, is queued
 // without trying (the counters were just found unreachable; order is kept);
 // a Settle that fails is queued. A queued settlement returns
 // ErrSettlementQueued (joined with the counters' error when one was tried).
 func (q *QueuedCounters) Settle(ctx context.Context, t *Ticket, s Settlement) ([]BudgetChange, error) {
-	if t == nil || (t.Unchecked && len(t.Reservations) == 0 && len(t.TokenCharges) == 0) {
-		return nil, nil
+	if t == nil || (t.Unchecked && (len(t.Reservations) == 0 && len(t.TokenCharges) == 0 || s.Cost == 0 && s.Tokens == 0)) {
+		return nil, nil // nothing was reserved and there is nothing to charge
 	}
 	q.mu.Lock()
 	closed, waiting := q.closed, len(q.items)

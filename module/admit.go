@@ -2,6 +2,7 @@ package module
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"strconv"
@@ -63,10 +64,10 @@ func (x *exchange) admit(call *llm.Call, mult governance.Money) bool {
 	ticket, rej, err := x.st.store.counters.Admit(x.r.Context(), a)
 	if err != nil {
 		x.st.metrics.storeErrors.WithLabelValues("admit").Inc()
-		if x.st.store.failOpen {
-			x.st.logger.Error("budget store unreachable: serving the request unchecked (on_error open)",
+		if x.st.failOpen {
+			x.st.logger.Error("budget store unreachable: serving the request unchecked (on_error open); its spend is applied when the store answers again",
 				zap.String("store", x.st.store.desc), zap.String("key", x.key.Name), zap.Error(err))
-			x.ticket = &governance.Ticket{Unchecked: true}
+			x.ticket = governance.UncheckedTicket(a)
 			return true
 		}
 		x.st.logger.Error("budget store unreachable: refusing the request (on_error closed)",
@@ -168,9 +169,6 @@ func (x *exchange) settleCounters(now time.Time, usage llm.Usage, cost governanc
 	if x.flight != nil {
 		x.st.store.leases.untrack(x.flight)
 	}
-	if t.Unchecked {
-		return
-	}
 	tokens := usage.InputTokens + usage.CacheWrite5mTokens + usage.CacheWrite1hTokens + usage.OutputTokens
 	if x.st.countCacheReads {
 		tokens += usage.CacheReadTokens
@@ -178,11 +176,19 @@ func (x *exchange) settleCounters(now time.Time, usage llm.Usage, cost governanc
 	// The client may be gone; the accounting must not be.
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(x.r.Context()), 10*time.Second)
 	defer cancel()
+	// A request served unchecked (on_error open) is charged too: the Redis
+	// store queues what it cannot take and applies it when it answers.
 	changes, err := x.st.store.counters.Settle(ctx, t, governance.Settlement{Now: now, Cost: cost, Tokens: tokens})
+	if err == governance.ErrSettlementQueued {
+		return // queued without trying: the store is known to be unreachable
+	}
 	if err != nil {
 		x.st.metrics.storeErrors.WithLabelValues("settle").Inc()
-		x.st.logger.Error("settling budget counters (the ledger still records the request)",
-			zap.String("store", x.st.store.desc), zap.String("key", x.key.Name), zap.Error(err))
+		msg := "settling budget counters (the ledger still records the request)"
+		if errors.Is(err, governance.ErrSettlementQueued) {
+			msg = "settling budget counters: queued until the store answers (the ledger records the request now)"
+		}
+		x.st.logger.Error(msg, zap.String("store", x.st.store.desc), zap.String("key", x.key.Name), zap.Error(err))
 		return
 	}
 	for _, c := range changes {

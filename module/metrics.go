@@ -31,6 +31,8 @@ type metrics struct {
 	overhead   *prometheus.HistogramVec
 	// storeErrors counts failed store operations (Redis unreachable …).
 	storeErrors *prometheus.CounterVec
+	// settlementsDropped counts settlements the Redis store's queue lost.
+	settlementsDropped prometheus.Counter
 	// budgetWarnings counts budget_warn crossings.
 	budgetWarnings *prometheus.CounterVec
 	// budgets reports each configured budget's limit and remaining amount.
@@ -70,7 +72,7 @@ func provisionMetrics(ctx caddy.Context, extra []*MetricsLabelConfig, logger *za
 	if reg == nil {
 		return m, nil
 	}
-	for _, c := range []prometheus.Collector{m.usage, m.rejections, m.upstream, m.ttft, m.overhead, m.storeErrors, m.budgetWarnings, m.budgets, m.attempts, m.cooldowns, m.keyEvents} {
+	for _, c := range []prometheus.Collector{m.usage, m.rejections, m.upstream, m.ttft, m.overhead, m.storeErrors, m.settlementsDropped, m.budgetWarnings, m.budgets, m.attempts, m.cooldowns, m.keyEvents} {
 		if err := reg.Register(c); err != nil {
 			var are prometheus.AlreadyRegisteredError
 			if !errors.As(err, &are) {
@@ -115,6 +117,10 @@ func newMetrics(labelNames []string) *metrics {
 			Name: "llm_gateway_store_errors_total",
 			Help: "Failed operations on the budget and rate-limit store, by operation (admit, settle, renew, sweep, status).",
 		}, []string{"op"}),
+		settlementsDropped: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "llm_gateway_store_settlements_dropped_total",
+			Help: "Settlements the budget store could not take and the gateway could not keep for later (queue full, or left at shutdown): spend served that never reached the budget counters.",
+		}),
 		budgetWarnings: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "llm_gateway_budget_warnings_total",
 			Help: "Times a budget's spend crossed its budget_warn percentage.",

@@ -331,6 +331,7 @@ func (g *Gateway) Provision(ctx caddy.Context) error {
 		lease:           time.Duration(g.ReservationLease),
 		multipliers:     multipliers,
 		countCacheReads: g.CountCacheReads,
+		failOpen:        spec.failOpen,
 	}
 	if g.state.lease <= 0 {
 		g.state.lease = DefaultReservationLease

@@ -34,11 +34,20 @@ type state struct {
 	countCacheReads bool
 	// multipliers are the providers' price_multiplier values.
 	multipliers map[string]governance.Money
+	// failOpen serves requests unchecked when the counters are unreachable
+	// (store redis on_error open). It belongs to the config, not the store:
+	// a reload that changes on_error applies to the next request.
+	failOpen bool
 }
 
 // storePool shares stores across config reloads: a reload that keeps the
 // same store configuration keeps the same store, counters and all.
 var storePool = caddy.NewUsagePool()
+
+// ledgerPool shares SQLite ledgers by file across stores: a reload that
+// changes the Redis options (prefix, URL, timeouts) makes new counters but
+// keeps writing the one ledger, so its running totals stay whole.
+var ledgerPool = caddy.NewUsagePool()
 
 // sharedStore is the ledger and the counters of one store configuration,
 // with a reference count: one reference for the pool, one for each
@@ -47,12 +56,23 @@ var storePool = caddy.NewUsagePool()
 type sharedStore struct {
 	ledger   governance.Store
 	counters governance.Counters
-	// failOpen serves requests unchecked when the counters are unreachable.
-	failOpen bool
-	leases   *leaseTracker
-	refs     atomic.Int64
-	logger   *zap.Logger
-	desc     string // for logs: never holds a password
+	// ledgerKey is the ledger's key in ledgerPool ("" for a memory store,
+	// whose ledger is its own).
+	ledgerKey string
+	leases    *leaseTracker
+	refs      atomic.Int64
+	pooled    atomic.Bool // the pool's reference is still held
+	logger    *zap.Logger
+	desc      string // for logs: never holds a password
+}
+
+// inFlight is how many requests hold the store.
+func (s *sharedStore) inFlight() int64 {
+	n := s.refs.Load()
+	if s.pooled.Load() {
+		n--
+	}
+	return max(n, 0)
 }
 
 // tryAcquire takes a request's reference; false once the store is closed.
@@ -75,7 +95,12 @@ func (s *sharedStore) release() {
 		if err := s.counters.Close(); err != nil {
 			s.logger.Error("closing usage counters", zap.String("store", s.desc), zap.Error(err))
 		}
-		if err := s.ledger.Close(); err != nil {
+		liveStores.remove(s)
+		if s.ledgerKey == "" {
+			if err := s.ledger.Close(); err != nil {
+				s.logger.Error("closing usage ledger", zap.String("store", s.desc), zap.Error(err))
+			}
+		} else if _, err := ledgerPool.Delete(s.ledgerKey); err != nil {
 			s.logger.Error("closing usage ledger", zap.String("store", s.desc), zap.Error(err))
 		}
 	}
@@ -84,7 +109,60 @@ func (s *sharedStore) release() {
 // Destruct implements caddy.Destructor: the pool's reference goes away when
 // no loaded config uses the store any more.
 func (s *sharedStore) Destruct() error {
+	s.pooled.Store(false)
 	s.release()
+	return nil
+}
+
+// sharedLedger is a SQLite ledger in ledgerPool; the last store using it
+// closes it (committing everything queued).
+type sharedLedger struct{ *governance.SQLiteStore }
+
+// Destruct implements caddy.Destructor.
+func (l sharedLedger) Destruct() error { return l.Close() }
+
+// liveStores are the stores not closed yet, by ledger, so that a reload can
+// tell when new in-process counters would miss spend still on its way to
+// their ledger.
+var liveStores = &storeSet{m: map[string]map[*sharedStore]struct{}{}}
+
+type storeSet struct {
+	mu sync.Mutex
+	m  map[string]map[*sharedStore]struct{}
+}
+
+func (ss *storeSet) add(s *sharedStore) {
+	if s.ledgerKey == "" {
+		return
+	}
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	if ss.m[s.ledgerKey] == nil {
+		ss.m[s.ledgerKey] = map[*sharedStore]struct{}{}
+	}
+	ss.m[s.ledgerKey][s] = struct{}{}
+}
+
+func (ss *storeSet) remove(s *sharedStore) {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	if set := ss.m[s.ledgerKey]; set != nil {
+		delete(set, s)
+		if len(set) == 0 {
+			delete(ss.m, s.ledgerKey)
+		}
+	}
+}
+
+// busy returns another store on the same ledger with requests in flight.
+func (ss *storeSet) busy(ledgerKey string) *sharedStore {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	for s := range ss.m[ledgerKey] {
+		if s.inFlight() > 0 {
+			return s
+		}
+	}
 	return nil
 }
 
@@ -97,7 +175,10 @@ type storeSpec struct {
 	failOpen bool
 }
 
-// key identifies the store in the pool.
+// key identifies the store in the pool. Every option that changes how the
+// store behaves is part of it (on_error is not a store option: it is read
+// from each config), so a reload that changes one gets a store built with
+// it; the Redis URL carries the timeouts (?dial_timeout=…).
 func (s storeSpec) key() string {
 	switch s.typ {
 	case "memory":
@@ -176,43 +257,81 @@ func resolveStore(c *StoreConfig, repl *caddy.Replacer) (storeSpec, error) {
 }
 
 // acquireStore loads the store for spec from the pool, opening it on first use.
+//
+// A reload refuses one case, with a message saying why: new in-process
+// counters (store sqlite) restored from a ledger that a store still serving
+// requests will write to after the restore (a reload from store redis to
+// store sqlite on the same file while requests are in flight): their spend
+// would be missing from the new counters until the next restart.
 func acquireStore(spec storeSpec, logger *zap.Logger, m *metrics) (*sharedStore, error) {
 	v, _, err := storePool.LoadOrNew(spec.key(), func() (caddy.Destructor, error) {
-		s := &sharedStore{logger: logger, desc: spec.describe(), failOpen: spec.failOpen}
+		s := &sharedStore{logger: logger, desc: spec.describe()}
 		switch spec.typ {
 		case "memory":
 			ms := governance.NewMemoryStore()
 			s.ledger = ms
 			s.counters = governance.NewMemoryCounters(restoreFrom(ms))
 		default:
-			ls, err := governance.OpenSQLiteStore(spec.path, governance.SQLiteOptions{
-				OnError: func(err error) {
-					logger.Error("writing usage ledger (will retry)", zap.String("path", spec.path), zap.Error(err))
-				},
+			if spec.typ == "sqlite" {
+				if other := liveStores.busy(spec.path); other != nil {
+					return nil, fmt.Errorf("store sqlite %s: %d requests admitted under the previous store (%s) are still in flight and will be ledgered in this file after the new budget counters are restored from it; retry the reload once they have finished",
+						spec.path, other.inFlight(), other.desc)
+				}
+			}
+			lv, _, err := ledgerPool.LoadOrNew(spec.path, func() (caddy.Destructor, error) {
+				ls, err := governance.OpenSQLiteStore(spec.path, governance.SQLiteOptions{
+					OnError: func(err error) {
+						logger.Error("writing usage ledger (will retry)", zap.String("path", spec.path), zap.Error(err))
+					},
+				})
+				if err != nil {
+					return nil, fmt.Errorf("opening sqlite ledger %s: %v", spec.path, err)
+				}
+				return sharedLedger{ls}, nil
 			})
 			if err != nil {
-				return nil, fmt.Errorf("opening sqlite ledger %s: %v", spec.path, err)
+				return nil, err
 			}
-			s.ledger = ls
+			ls := lv.(sharedLedger).SQLiteStore
+			s.ledger, s.ledgerKey = ls, spec.path
 			if spec.typ == "redis" {
 				rc, err := governance.NewRedisCounters(governance.RedisOptions{URL: spec.url, Prefix: spec.prefix})
 				if err != nil {
-					_ = ls.Close()
+					_, _ = ledgerPool.Delete(spec.path)
 					return nil, fmt.Errorf("store redis: %v", err)
 				}
-				s.counters = rc
+				s.counters = queuedCounters(rc, s.desc, logger, m)
 			} else {
 				s.counters = governance.NewMemoryCounters(restoreFrom(ls))
 			}
 		}
 		s.leases = newLeaseTracker(s, logger, m)
 		s.refs.Store(1)
+		s.pooled.Store(true)
+		liveStores.add(s)
 		return s, nil
 	})
 	if err != nil {
 		return nil, err
 	}
 	return v.(*sharedStore), nil
+}
+
+// queuedCounters wraps Redis counters so that spend they could not take
+// (served unchecked under on_error open, or a settlement that failed) is
+// applied when Redis answers again; drops are logged and counted.
+func queuedCounters(rc *governance.RedisCounters, desc string, logger *zap.Logger, m *metrics) *governance.QueuedCounters {
+	return governance.NewQueuedCounters(rc, governance.QueuedOptions{
+		OnDrop: func(n int, reason string) {
+			m.settlementsDropped.Add(float64(n))
+			logger.Error("budget store: settlements dropped, their spend will not reach the budget counters",
+				zap.String("store", desc), zap.Int("settlements", n), zap.String("reason", reason))
+		},
+		OnApplied: func(n int) {
+			logger.Info("budget store answers again: queued settlements applied",
+				zap.String("store", desc), zap.Int("settlements", n))
+		},
+	})
 }
 
 // spendSource is a ledger that can sum a scope's spend since a time.
