@@ -200,11 +200,14 @@ func (x *exchange) endOfRelay(ctx context.Context, res *providers.Result) {
 		return
 	}
 	if errors.Is(context.Cause(ctx), errShutdown) {
-		x.cutByShutdown()
-		if res.ClientErr != nil {
-			res.ClientErr = nil // the cut expired the connection's deadline
+		if res.UpstreamErr == nil && res.ClientErr == nil {
+			return // the whole response passed before the cut
 		}
-		if res.UpstreamErr == nil && !res.Usage.Complete {
+		x.cutByShutdown()
+		// Not the client's doing (a write can only have failed because
+		// the cut expired the connection's deadlines): abort the response.
+		res.ClientErr = nil
+		if res.UpstreamErr == nil {
 			res.UpstreamErr = errShutdown
 		}
 		return
