@@ -117,10 +117,41 @@ type Rejection struct {
 	HeldByPartial bool
 
 	// Rate-limit refusals.
-	RateLimit  RateLimit
+	RateLimit RateLimit
+	// RetryAfter is when to try again: for a rate limit, when the request
+	// would fit; for a budget whose headroom is only held by requests in
+	// flight (Held), HeldRetryAfter or, when sooner, the time the first
+	// lease holding on it runs out unless renewed. Zero for a spent budget.
 	RetryAfter time.Duration
 	// Remaining is how much of the rate limit is left in the sliding window.
 	Remaining int64
+}
+
+// HeldRetryAfter is how long a request refused only because requests in
+// flight hold a budget's remaining headroom is told to wait before trying
+// again: long enough for a typical reply to settle, short enough that a
+// client retrying a handful of times outlasts a long one.
+const HeldRetryAfter = 5 * time.Second
+
+// Held reports whether a budget refusal is only due to reservations of
+// requests in flight: the budget is not spent (spent < limit), so money
+// may come back when they settle. A spent budget is not Held.
+func (r *Rejection) Held() bool {
+	return r != nil && r.Reason == RejectBudget && r.Spent < r.Budget.Limit
+}
+
+// heldRetryAfter is Rejection.RetryAfter of a Held refusal: HeldRetryAfter,
+// or until the first holder's lease expiry (nanoseconds, 0 when none is
+// known within HeldRetryAfter) when that is sooner; never below a
+// millisecond.
+func heldRetryAfter(now, holderExpiry int64) time.Duration {
+	d := HeldRetryAfter
+	if holderExpiry > 0 {
+		if until := time.Duration(holderExpiry - now); until < d {
+			d = until
+		}
+	}
+	return max(d, time.Millisecond)
 }
 
 // Settlement is what a finished request actually used.

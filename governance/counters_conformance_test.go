@@ -169,6 +169,52 @@ func runCountersConformance(t *testing.T, newCounters func(t *testing.T) Counter
 		}
 	})
 
+	t.Run("held refusals say when to retry", func(t *testing.T) {
+		cf := setup(t)
+		lv := []Level{confKeyLevel("held", daily("1"))}
+		// a holds half the budget for an hour, b the other half (a partial)
+		// on a lease that runs out in 2 s.
+		tk := func(worst string, lease time.Duration) *Ticket {
+			tk, rej := cf.admit(confT0, lv, confUSD(worst), 0, lease)
+			if rej != nil {
+				t.Fatalf("rejected: %+v", rej)
+			}
+			return tk
+		}
+		a := tk("0.50", time.Hour)
+		b := tk("0.70", 2*time.Second)
+		// Nothing left that is not held: retry when b's lease would run out.
+		_, rej := cf.admit(confT0, lv, confUSD("0.01"), 0, time.Hour)
+		if !rej.Held() || rej.RetryAfter != 2*time.Second {
+			t.Fatalf("no headroom, held: %+v", rej)
+		}
+		_, rej = cf.admit(confT0.Add(1500*time.Millisecond), lv, confUSD("0.01"), 0, time.Hour)
+		if !rej.Held() || rej.RetryAfter != 500*time.Millisecond {
+			t.Fatalf("half a second later: %+v", rej)
+		}
+		// a settles cheaply: headroom is back but b's partial holds the rest
+		// of it for a request that does not fit.
+		cf.settle(a, confT0, confUSD("0.10"), 0)
+		_, rej = cf.admit(confT0, lv, confUSD("0.60"), 0, time.Hour)
+		if !rej.HeldByPartial || !rej.Held() || rej.RetryAfter != 2*time.Second {
+			t.Fatalf("held by a partial: %+v", rej)
+		}
+		// Holders whose leases last longer: retry after HeldRetryAfter.
+		cf.settle(b, confT0, confUSD("0.10"), 0)
+		tk("0.80", time.Hour)
+		_, rej = cf.admit(confT0, lv, confUSD("0.50"), 0, time.Hour)
+		if !rej.Held() || rej.RetryAfter != HeldRetryAfter {
+			t.Fatalf("long leases: %+v", rej)
+		}
+		// A spent budget is not held: no retry.
+		lv2 := []Level{confKeyLevel("spent", daily("1"))}
+		cf.settle(cf.mustAdmit(confT0, lv2, confUSD("1"), 0), confT0, confUSD("1"), 0)
+		_, rej = cf.admit(confT0, lv2, confUSD("0.01"), 0, time.Hour)
+		if rej.Held() || rej.RetryAfter != 0 {
+			t.Fatalf("spent budget: %+v", rej)
+		}
+	})
+
 	t.Run("levels are all or nothing", func(t *testing.T) {
 		cf := setup(t)
 		lv := []Level{

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"math"
 	"math/bits"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -262,6 +263,7 @@ func (c *MemoryCounters) Admit(_ context.Context, a *Admission) (*Ticket, *Rejec
 		switch {
 		case headroom <= 0:
 			rej := budgetRejection(ck, false)
+			c.heldRetry(rej, st, nowNs)
 			c.mu.Unlock()
 			return nil, rej, nil
 		case worst <= headroom:
@@ -270,6 +272,7 @@ func (c *MemoryCounters) Admit(_ context.Context, a *Admission) (*Ticket, *Rejec
 			ck.amount, ck.partial = headroom, true
 		default:
 			rej := budgetRejection(ck, true)
+			c.heldRetry(rej, st, nowNs)
 			c.mu.Unlock()
 			return nil, rej, nil
 		}
@@ -365,6 +368,39 @@ func budgetRejection(ck *budgetCheck, heldByPartial bool) *Rejection {
 		ResetAt:       ck.budget.Period.End(ck.start),
 		HeldByPartial: heldByPartial,
 	}
+}
+
+// heldRetry sets the RetryAfter of a Held refusal on st: HeldRetryAfter, or
+// sooner when a lease holding on st runs out sooner. Only leases expiring
+// within HeldRetryAfter are looked at (a pruned walk of the expiry heap), so
+// the cost does not grow with the number of requests in flight. The caller
+// holds c.mu, and expired leases were released at now.
+func (c *MemoryCounters) heldRetry(rej *Rejection, st *memBudget, now int64) {
+	if !rej.Held() {
+		return
+	}
+	horizon := addNanos(now, HeldRetryAfter)
+	best := horizon
+	h := c.expiring
+	var buf [32]int
+	stack := append(buf[:0], 0)
+	for len(stack) > 0 {
+		i := stack[len(stack)-1]
+		stack = stack[:len(stack)-1]
+		if i >= len(h) || h[i].expiry >= best {
+			continue // children expire no sooner
+		}
+		if slices.Contains(h[i].states, st) {
+			best = h[i].expiry
+			continue
+		}
+		stack = append(stack, 2*i+1, 2*i+2)
+	}
+	var first int64
+	if best < horizon {
+		first = best
+	}
+	rej.RetryAfter = heldRetryAfter(now, first)
 }
 
 // addNanos is ns + d, saturating.

@@ -335,7 +335,8 @@ func TestMemoryThirtyCentsLeft(t *testing.T) {
 	}
 	rej := memMustReject(t, c, Admission{Now: memT0, Levels: lv, WorstCase: memUSD("0.01")})
 	want := Rejection{Reason: RejectBudget, Scope: memKey("dev"), Budget: memDaily("1"),
-		Spent: memUSD("0.70"), Reserved: memUSD("0.30"), ResetAt: time.Date(2025, 6, 12, 0, 0, 0, 0, time.UTC)}
+		Spent: memUSD("0.70"), Reserved: memUSD("0.30"), ResetAt: time.Date(2025, 6, 12, 0, 0, 0, 0, time.UTC),
+		RetryAfter: HeldRetryAfter} // not spent: the headroom is held by requests in flight
 	if !reflect.DeepEqual(*rej, want) {
 		t.Errorf("rejection %+v, want %+v", *rej, want)
 	}

@@ -511,11 +511,11 @@ func (r *RedisCounters) admit(ctx context.Context, a *Admission, id string) (*Ti
 		return t, nil, nil
 	case 2:
 		j := int(res[1]) - 1
-		if j < 0 || j >= nb || len(res) != 5 {
+		if j < 0 || j >= nb || len(res) != 6 {
 			return nil, nil, fmt.Errorf("redis counters: admit: unexpected reply %v", res)
 		}
 		s := budgets[j]
-		return nil, &Rejection{
+		rej := &Rejection{
 			Reason:        RejectBudget,
 			Scope:         s.scope,
 			Budget:        s.budget,
@@ -523,7 +523,15 @@ func (r *RedisCounters) admit(ctx context.Context, a *Admission, id string) (*Ti
 			Reserved:      Money(res[3]),
 			ResetAt:       s.end,
 			HeldByPartial: res[4] == 1,
-		}, nil
+		}
+		if rej.Held() {
+			var until int64
+			if res[5] > 0 {
+				until = res[5] * int64(time.Millisecond)
+			}
+			rej.RetryAfter = heldRetryAfter(nowMs*int64(time.Millisecond), until)
+		}
+		return nil, rej, nil
 	case 3:
 		j := int(res[1]) - 1
 		if j < 0 || j >= nr || len(res) != 5 {

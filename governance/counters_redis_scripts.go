@@ -101,7 +101,10 @@ end
 //
 //	{1, nb, amount_1, partial_1, remaining_1, …, window_1, …, window_nr}
 //	    admitted; window_j is the window limiter j counted the request in
-//	{2, j, spent, reserved, heldByPartial}  budget j refused
+//	{2, j, spent, reserved, heldByPartial, heldUntil}  budget j refused;
+//	    heldUntil is the lease expiry (ms) of the first ticket holding on
+//	    budget j that expires within HeldRetryAfter, else 0 (also when the
+//	    budget is spent)
 //	{3, j, curr, prev, window}              rate limit j refused
 //
 // Two budgets of one scope with the same period share one hash: both are
@@ -130,6 +133,24 @@ end
 
 sweep(KEYS[1], ARGV[5], ARGV[1], tonumber(ARGV[6]))
 
+-- held_until is the lease expiry of the first ticket holding on budget key
+-- bk among those expiring within HeldRetryAfter (5000 ms), else 0: when a
+-- request refused because requests in flight hold the headroom may retry.
+-- It looks at a bounded number of leases, however many are in flight.
+local function held_until(bk, spent, limit)
+  if spent >= limit then return 0 end
+  local now = tonumber(ARGV[1])
+  local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. int(now), int(now + 5000), 'WITHSCORES', 'LIMIT', 0, 64)
+  for i = 1, #ids, 2 do
+    local tk = ARGV[5] .. ids[i]
+    local n = tonumber(redis.call('HGET', tk, 'n')) or 0
+    for j = 1, n do
+      if redis.call('HGET', tk, 'k' .. j) == bk then return tonumber(ids[i + 1]) end
+    end
+  end
+  return 0
+end
+
 local worst = tonumber(ARGV[7])
 local out = {1, nb}
 local amounts, partials, remaining = {}, {}, {}
@@ -140,13 +161,13 @@ for j = 1, nb do
   local spent, reserved, held = tonumber(s[1]) or 0, tonumber(s[2]) or 0, tonumber(s[3]) or 0
   local headroom = limit - spent - reserved
   if headroom <= 0 then
-    return {2, j, spent, reserved, 0}
+    return {2, j, spent, reserved, 0, held_until(KEYS[2 + j], spent, limit)}
   elseif worst <= headroom then
     amounts[j], partials[j] = worst, 0
   elseif held == 0 then
     amounts[j], partials[j] = headroom, 1
   else
-    return {2, j, spent, reserved, 1}
+    return {2, j, spent, reserved, 1, held_until(KEYS[2 + j], spent, limit)}
   end
   remaining[j] = limit - spent
   out[#out + 1] = amounts[j]

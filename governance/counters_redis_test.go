@@ -244,7 +244,7 @@ func TestRedisBudgetRejectionsAndPartials(t *testing.T) {
 	// Headroom 0: refused, not because of a partial.
 	rej := f.mustReject(at("0.01"))
 	want := Rejection{Reason: RejectBudget, Scope: redisScopeKey, Budget: daily, Spent: redisUSD("0.90"), Reserved: redisUSD("0.10"),
-		ResetAt: time.Date(2030, 3, 16, 0, 0, 0, 0, time.UTC)}
+		ResetAt: time.Date(2030, 3, 16, 0, 0, 0, 0, time.UTC), RetryAfter: HeldRetryAfter}
 	if *rej != want {
 		t.Fatalf("rejection %+v, want %+v", rej, want)
 	}
