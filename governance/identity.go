@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"sort"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/llmgateway/caddy-llm-gateway/providers/llm"
 )
@@ -226,6 +228,48 @@ type Registry struct {
 	Prices     *PriceTable
 	// DefaultBudgetWarn applies to levels without their own budget_warn.
 	DefaultBudgetWarn int
+	// Unpriced is what billable requests for a model without a price get.
+	Unpriced UnpricedPolicy
+}
+
+// UnpricedPolicy says what happens to a billable request for a model the
+// price table does not price (its cost, and so its worst case, would be 0).
+type UnpricedPolicy uint8
+
+// The unpriced policies ("unpriced allow|refuse"; unset is the default).
+const (
+	// UnpricedDefault refuses on a path that has a budget (the budget could
+	// not hold) and forwards elsewhere.
+	UnpricedDefault UnpricedPolicy = iota
+	// UnpricedAllow forwards, counted in tokens and charged 0.
+	UnpricedAllow
+	// UnpricedRefuse refuses on every path.
+	UnpricedRefuse
+)
+
+// ParseUnpricedPolicy reads "allow" or "refuse" ("" is the default).
+func ParseUnpricedPolicy(s string) (UnpricedPolicy, error) {
+	switch s {
+	case "":
+		return UnpricedDefault, nil
+	case "allow":
+		return UnpricedAllow, nil
+	case "refuse":
+		return UnpricedRefuse, nil
+	}
+	return 0, fmt.Errorf("unpriced: want allow or refuse, got %q", s)
+}
+
+// RefusesUnpriced reports whether the key may not make billable requests
+// for models without a price.
+func (r *Registry) RefusesUnpriced(k *Key) bool {
+	switch r.Unpriced {
+	case UnpricedAllow:
+		return false
+	case UnpricedRefuse:
+		return true
+	}
+	return k.HasBudgets()
 }
 
 // CustomerSpec, TeamSpec and KeySpec describe the hierarchy to NewRegistry.
@@ -247,8 +291,29 @@ type (
 	}
 )
 
-// NewRegistry links keys to teams and customers, rejecting dangling
-// references, duplicate names and two keys with the same secret.
+// CheckName refuses a customer, team or key name that would corrupt what
+// carries it (log lines, metric labels, reports): empty, not valid UTF-8, or
+// holding a control character (a newline, a tab, DEL, C1 controls) or a
+// line or paragraph separator. kind is "customer", "team" or "key". The
+// error is the same whichever way the configuration arrived.
+func CheckName(kind, name string) error {
+	if name == "" {
+		return fmt.Errorf("%s without a name", kind)
+	}
+	if !utf8.ValidString(name) {
+		return fmt.Errorf("%s %q: the name is not valid UTF-8", kind, name)
+	}
+	for _, r := range name {
+		if unicode.IsControl(r) || r == '\u2028' || r == '\u2029' {
+			return fmt.Errorf("%s %q: the name must not contain control characters", kind, name)
+		}
+	}
+	return nil
+}
+
+// NewRegistry links keys to teams and customers, rejecting names CheckName
+// refuses, dangling references, duplicate names and two keys with the same
+// secret.
 func NewRegistry(customers []CustomerSpec, teams []TeamSpec, keys []KeySpec, prices *PriceTable) (*Registry, error) {
 	r := &Registry{
 		byHash:     make(map[SecretHash]*Key, len(keys)),
@@ -261,12 +326,18 @@ func NewRegistry(customers []CustomerSpec, teams []TeamSpec, keys []KeySpec, pri
 		r.Prices = NewPriceTable(nil)
 	}
 	for _, c := range customers {
+		if err := CheckName("customer", c.Name); err != nil {
+			return nil, err
+		}
 		if _, dup := r.customers[c.Name]; dup {
 			return nil, fmt.Errorf("customer %q defined twice", c.Name)
 		}
 		r.customers[c.Name] = &Customer{Name: c.Name, Limits: c.Limits}
 	}
 	for _, t := range teams {
+		if err := CheckName("team", t.Name); err != nil {
+			return nil, err
+		}
 		if _, dup := r.teams[t.Name]; dup {
 			return nil, fmt.Errorf("team %q defined twice", t.Name)
 		}
@@ -282,6 +353,9 @@ func NewRegistry(customers []CustomerSpec, teams []TeamSpec, keys []KeySpec, pri
 	}
 	names := make(map[string]bool, len(keys))
 	for _, ks := range keys {
+		if err := CheckName("key", ks.Name); err != nil {
+			return nil, err
+		}
 		if names[ks.Name] {
 			return nil, fmt.Errorf("key %q defined twice", ks.Name)
 		}

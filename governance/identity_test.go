@@ -153,3 +153,60 @@ func TestKeyLimitsAndUsable(t *testing.T) {
 		t.Fatalf("all levels %+v", all)
 	}
 }
+
+// TestRegistryRefusesUnsafeNames: a name with a control character would
+// split log lines and corrupt reports; one that is not UTF-8 would break
+// /metrics. Both are refused when the configuration loads.
+func TestRegistryRefusesUnsafeNames(t *testing.T) {
+	for _, tc := range []struct {
+		customers []CustomerSpec
+		teams     []TeamSpec
+		keys      []KeySpec
+		want      string
+	}{
+		{keys: []KeySpec{{Name: "alice\nbob", Hash: HashSecret("a")}}, want: `key "alice\nbob": the name must not contain control characters`},
+		{keys: []KeySpec{{Name: "tab\there", Hash: HashSecret("a")}}, want: "control characters"},
+		{keys: []KeySpec{{Name: "del\x7f", Hash: HashSecret("a")}}, want: "control characters"},
+		{keys: []KeySpec{{Name: "c1\u0085", Hash: HashSecret("a")}}, want: "control characters"},
+		{keys: []KeySpec{{Name: "sep\u2028", Hash: HashSecret("a")}}, want: "control characters"},
+		{keys: []KeySpec{{Name: "bad\xff", Hash: HashSecret("a")}}, want: "not valid UTF-8"},
+		{keys: []KeySpec{{Name: "", Hash: HashSecret("a")}}, want: "key without a name"},
+		{teams: []TeamSpec{{Name: "plat\rform"}}, want: `team "plat\rform": the name must not contain control characters`},
+		{customers: []CustomerSpec{{Name: "ac\x00me"}}, want: `customer "ac\x00me": the name must not contain control characters`},
+	} {
+		_, err := NewRegistry(tc.customers, tc.teams, tc.keys, nil)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("err = %v, want %q", err, tc.want)
+		}
+	}
+	// Letters of any script, spaces and punctuation are fine.
+	if _, err := NewRegistry([]CustomerSpec{{Name: "Société Générale"}}, []TeamSpec{{Name: "チーム"}},
+		[]KeySpec{{Name: "alice@example.com (laptop)", Hash: HashSecret("a")}}, nil); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestRefusesUnpriced(t *testing.T) {
+	r, err := NewRegistry(nil, []TeamSpec{{Name: "capped", Limits: Limits{Budgets: []Budget{{Limit: Dollar, Period: PeriodDay}}}}},
+		[]KeySpec{{Name: "free", Hash: HashSecret("f")}, {Name: "budgeted", Hash: HashSecret("b"), Team: "capped"}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	free, budgeted := r.Key("free"), r.Key("budgeted")
+	for _, tc := range []struct {
+		policy         string
+		free, budgeted bool
+	}{{"", false, true}, {"allow", false, false}, {"refuse", true, true}} {
+		p, err := ParseUnpricedPolicy(tc.policy)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r.Unpriced = p
+		if r.RefusesUnpriced(free) != tc.free || r.RefusesUnpriced(budgeted) != tc.budgeted {
+			t.Errorf("unpriced %q: free %v budgeted %v", tc.policy, r.RefusesUnpriced(free), r.RefusesUnpriced(budgeted))
+		}
+	}
+	if _, err := ParseUnpricedPolicy("maybe"); err == nil {
+		t.Error("unpriced maybe accepted")
+	}
+}

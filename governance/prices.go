@@ -186,6 +186,13 @@ func (t *PriceTable) Lookup(canonical string) *Price {
 	return nil
 }
 
+// HasRow reports whether the table has a row for exactly this model id
+// (built in or configured, listed or not); a glob row does not count.
+func (t *PriceTable) HasRow(model string) bool {
+	_, ok := t.exact[model]
+	return ok
+}
+
 // Models lists the exact model ids the table prices, sorted, leaving out
 // unlisted legacy rows.
 func (t *PriceTable) Models() []string {
