@@ -1,6 +1,7 @@
 package providers
 
 import (
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -8,7 +9,7 @@ import (
 )
 
 // Eligible pairs a provider with the canonical model globs it serves (its
-// "models" line); no globs means every model.
+// "models" line); no globs means its own family's models (FamilyServes).
 type Eligible struct {
 	Provider Provider
 	Models   []llm.Glob
@@ -120,15 +121,46 @@ func (r *Router) candidatesFor(canonical string) []*routed {
 	return r.entries
 }
 
+// FamilyServes reports whether a provider of a family, configured without a
+// "models" line, serves a canonical model on a surface. The Claude families
+// (anthropic, bedrock, vertex, azure) serve Claude models ("claude-*"), the
+// openai family every other model; on a cloud's own API shape (Bedrock- or
+// Vertex-shaped requests, which only that family serves) the client names
+// the cloud's own ids, so any model goes. Families it does not know serve
+// every model.
+func FamilyServes(family string, s llm.Surface, canonical string) bool {
+	if d := s.Dialect(); d == llm.DialectBedrock || d == llm.DialectVertex {
+		return true
+	}
+	claude := strings.HasPrefix(canonical, "claude-")
+	switch family {
+	case "anthropic", "bedrock", "vertex", "azure":
+		return claude
+	case "openai":
+		return !claude
+	}
+	return true
+}
+
+// serves reports whether the entry's models line (or, without one, its
+// family) covers the canonical model on surface s.
+func (e *routed) serves(s llm.Surface, canonical string) bool {
+	if len(e.Models) > 0 {
+		return llm.MatchAny(e.Models, canonical)
+	}
+	return FamilyServes(e.Provider.Family(), s, canonical)
+}
+
 // Candidates appends to dst the providers that may serve surface s for the
 // canonical model, in route order: each must serve the surface and match
-// its models globs. Providers in cool-down go last (tried only if every
-// healthy one fails), so a cool-down never turns into a refusal.
+// its models globs (without any, serve its family's models: FamilyServes).
+// Providers in cool-down go last (tried only if every healthy one fails), so
+// a cool-down never turns into a refusal.
 func (r *Router) Candidates(dst []Provider, s llm.Surface, canonical string) []Provider {
 	now := r.now().UnixNano()
 	var cooling []Provider
 	for _, e := range r.candidatesFor(canonical) {
-		if !e.Provider.Serves(s) || (len(e.Models) > 0 && !llm.MatchAny(e.Models, canonical)) {
+		if !e.Provider.Serves(s) || !e.serves(s, canonical) {
 			continue
 		}
 		if until := e.until.Load(); until != 0 && now < until {
@@ -141,14 +173,12 @@ func (r *Router) Candidates(dst []Provider, s llm.Surface, canonical string) []P
 }
 
 // Routable reports whether any provider would serve the canonical model on
-// any of the given surfaces (used to list the models a key may use).
+// any of the given surfaces (used to list the models a key may use), by the
+// same rules as Candidates.
 func (r *Router) Routable(canonical string, surfaces ...llm.Surface) bool {
 	for _, e := range r.candidatesFor(canonical) {
-		if len(e.Models) > 0 && !llm.MatchAny(e.Models, canonical) {
-			continue
-		}
 		for _, s := range surfaces {
-			if e.Provider.Serves(s) {
+			if e.Provider.Serves(s) && e.serves(s, canonical) {
 				return true
 			}
 		}

@@ -3,6 +3,7 @@ package providers
 import (
 	"context"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -100,5 +101,54 @@ func TestRouterRoutesAndHealth(t *testing.T) {
 	r.Report(bed, false)
 	if r.CoolingDown("bedrock") {
 		t.Fatal("a success must reset the failure count")
+	}
+}
+
+// familyProvider is a fakeProvider of a real family.
+type familyProvider struct {
+	fakeProvider
+	family string
+}
+
+func (f *familyProvider) Family() string { return f.family }
+
+// TestRouterFamilyDefaults: a provider without a models line serves its own
+// family's models only, so an Anthropic provider is never sent gpt-5 and
+// discovery lists only what some provider serves on that surface.
+func TestRouterFamilyDefaults(t *testing.T) {
+	msgs := []llm.Surface{llm.SurfaceAnthropicMessages, llm.SurfaceAnthropicCountTokens}
+	anth := &familyProvider{fakeProvider{"anthropic", msgs}, "anthropic"}
+	bed := &familyProvider{fakeProvider{"bedrock", append(msgs, llm.SurfaceBedrockInvoke)}, "bedrock"}
+	oai := &familyProvider{fakeProvider{"openai", []llm.Surface{llm.SurfaceOpenAIChat, llm.SurfaceOpenAIEmbeddings}}, "openai"}
+	proxy := &familyProvider{fakeProvider{"proxy", []llm.Surface{llm.SurfaceOpenAIChat}}, "openai"}
+	only := NewRouter(RouterConfig{Providers: []Eligible{{Provider: anth}}})
+	if got := only.Candidates(nil, llm.SurfaceAnthropicMessages, "gpt-5"); len(got) != 0 {
+		t.Fatalf("gpt-5 sent to %v", names(got))
+	}
+	if only.Routable("gpt-5", llm.SurfaceAnthropicMessages) || !only.Routable("claude-sonnet-4-5", llm.SurfaceAnthropicMessages) {
+		t.Fatal("routable with only an anthropic provider")
+	}
+	r := NewRouter(RouterConfig{
+		Providers: []Eligible{{Provider: anth}, {Provider: bed}, {Provider: oai}, {Provider: proxy, Models: []llm.Glob{"claude-*"}}},
+		Routes:    []Route{{Glob: "*", Providers: []string{"anthropic", "bedrock", "openai", "proxy"}}},
+	})
+	for _, tc := range []struct {
+		s     llm.Surface
+		model string
+		want  string
+	}{
+		{llm.SurfaceAnthropicMessages, "claude-sonnet-4-5", "anthropic bedrock"},
+		{llm.SurfaceAnthropicMessages, "gpt-5", ""}, // a catch-all route does not change families
+		{llm.SurfaceOpenAIChat, "gpt-5", "openai"},
+		{llm.SurfaceOpenAIChat, "llama3.2", "openai"},
+		{llm.SurfaceOpenAIChat, "claude-sonnet-4-5", "proxy"}, // only with a models line
+		{llm.SurfaceBedrockInvoke, "a1b2c3d4e5", "bedrock"},   // a cloud's own shape: its own ids
+	} {
+		if got := strings.Join(names(r.Candidates(nil, tc.s, tc.model)), " "); got != tc.want {
+			t.Errorf("Candidates(%s, %s) = %q, want %q", tc.s, tc.model, got, tc.want)
+		}
+	}
+	if r.Routable("gpt-5", llm.SurfaceAnthropicMessages) || !r.Routable("gpt-5", llm.SurfaceOpenAIChat) {
+		t.Error("routable gpt-5")
 	}
 }
