@@ -346,7 +346,7 @@ func TestAnthropicErrors(t *testing.T) {
 		{"missing model", "POST", "/v1/messages", auth, `{"max_tokens":10}`, 400, "invalid_request_error", "model: field required", true},
 		{"too large", "POST", "/v1/messages", auth, `{"model":"claude-sonnet-4-5","pad":"` + strings.Repeat("x", 5000) + `"}`, 413, "request_too_large", "exceeds", true},
 		{"no provider", "POST", "/v1/messages", auth, `{"model":"gpt-4o","max_tokens":10}`, 404, "not_found_error", "no provider serves model gpt-4o", true},
-		{"unreachable", "POST", "/v1/messages", auth, `{"model":"deadend-1","max_tokens":10}`, 502, "api_error", "upstream unreachable", true},
+		{"unreachable", "POST", "/v1/messages", auth, `{"model":"deadend-1","max_tokens":10}`, 502, "api_error", "provider deadend unreachable (request id ", true},
 		{"unknown path", "POST", "/v1/complete", auth, ok, 404, "not_found_error", "not an API", false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -45,8 +45,10 @@ func budgetBlock(m *mockAnthropic, store, aliceLimits, teamLimits string) string
 
 // TestBudgetHoldsUnderConcurrency: 200 concurrent streaming requests from
 // the Anthropic SDK against a small budget. Total charged ≤ B + one
-// request's worst case; every refused request got 402 and never reached
-// the upstream; ledger, metrics and admin API agree to the nano-dollar.
+// request's worst case; every refused request got 402 (budget spent) or
+// 429 with retry-after (headroom held by requests in flight) and never
+// reached the upstream; ledger, metrics and admin API agree to the
+// nano-dollar.
 func TestBudgetHoldsUnderConcurrency(t *testing.T) {
 	m := newMockAnthropic(t)
 	db := t.TempDir() + "/u.db"
@@ -74,22 +76,25 @@ func TestBudgetHoldsUnderConcurrency(t *testing.T) {
 	}
 	wg.Wait()
 	g.waitLogs(n)
-	t.Logf("concurrent phase: %d admitted, %d refused with 402", ok, refused)
+	t.Logf("concurrent phase: %d admitted, %d refused (402 spent or 429 held)", ok, refused)
 	if ok+refused != n || ok == 0 || refused == 0 {
 		t.Fatalf("ok %d refused %d", ok, refused)
 	}
 	// Then one at a time until the budget itself is spent: the spend ends
 	// at or past B (the last request fits on a partial reservation) and
-	// never more than one worst case past it.
+	// never more than one worst case past it. Nothing is in flight now, so
+	// the refusal that ends it is a 402.
 	total := n
 	for refusedBefore := refused; refused == refusedBefore; total++ {
 		oneBudgetRequest(t, c, &mu, &ok, &refused, &remainingHeaders)
-		g.waitLog()
+		if e := g.waitLog(); refused != refusedBefore && num(e, "status") != 402 {
+			t.Fatalf("a spent budget answered %v", e)
+		}
 		if total > 1000 {
 			t.Fatal("budget never ran out")
 		}
 	}
-	t.Logf("in all: %d admitted, %d refused with 402", ok, refused)
+	t.Logf("in all: %d admitted, %d refused", ok, refused)
 	checkBudgetOutcome(t, g, m, before, total, ok, refused, remainingHeaders)
 }
 
@@ -111,11 +116,21 @@ func oneBudgetRequest(t *testing.T, c anthropic.Client, mu *sync.Mutex, ok, refu
 			case errors.As(err, &apiErr) && apiErr.StatusCode == http.StatusPaymentRequired:
 				*refused++
 				raw := apiErr.RawJSON()
-				if !strings.Contains(raw, `"billing_error"`) || !strings.Contains(raw, "key alice") || !strings.Contains(raw, "$0.01 daily budget") {
+				if !strings.Contains(raw, `"billing_error"`) || !strings.Contains(raw, "budget exceeded: key alice has spent") || !strings.Contains(raw, "$0.01 daily budget") {
 					t.Errorf("402 body %s", raw)
 				}
 				if apiErr.Response.Header.Get("Retry-After") != "" || apiErr.Response.Header.Get("X-Should-Retry") != "false" {
 					t.Errorf("402 headers %v", apiErr.Response.Header)
+				}
+			case errors.As(err, &apiErr) && apiErr.StatusCode == http.StatusTooManyRequests:
+				// Money left, but requests in flight hold it: retry soon.
+				*refused++
+				raw := apiErr.RawJSON()
+				if !strings.Contains(raw, `"rate_limit_error"`) || !strings.Contains(raw, "key alice has") || !strings.Contains(raw, "$0.01 daily budget, held by requests in flight") {
+					t.Errorf("429 body %s", raw)
+				}
+				if ra := apiErr.Response.Header.Get("Retry-After"); ra == "" || apiErr.Response.Header.Get("X-Should-Retry") != "true" {
+					t.Errorf("429 headers %v", apiErr.Response.Header)
 				}
 			default:
 				t.Errorf("unexpected error: %v", err)
@@ -155,8 +170,10 @@ func checkBudgetOutcome(t *testing.T, g *gateway, m *mockAnthropic, before map[s
 	if got := metricDelta(before, fams, "llm_gateway_cost_usd_total", map[string]string{"key": "alice"}); int64(got*1e9+0.5) != charged {
 		t.Fatalf("metric cost %v, ledger %d", got, charged)
 	}
-	if got := metricDelta(before, fams, "llm_gateway_rejections_total", map[string]string{"reason": "budget"}); int(got) != refused {
-		t.Fatalf("rejections metric %v, refused %d", got, refused)
+	spent := metricDelta(before, fams, "llm_gateway_rejections_total", map[string]string{"reason": "budget"})
+	held := metricDelta(before, fams, "llm_gateway_rejections_total", map[string]string{"reason": "budget_held"})
+	if int(spent+held) != refused || spent < 1 {
+		t.Fatalf("rejections metric: %v spent + %v held, refused %d", spent, held, refused)
 	}
 	remaining := metricValue(fams, "llm_gateway_budget_remaining_usd", map[string]string{"scope": "key", "name": "alice", "period": "day"})
 	if limit := metricValue(fams, "llm_gateway_budget_limit_usd", map[string]string{"scope": "key", "name": "alice", "period": "day"}); limit != 0.01 {

@@ -112,6 +112,11 @@ http://127.0.0.1:%d {
 			request>headers>X-Api-Key delete
 			request>headers>Api-Key delete
 			request>headers>X-Goog-Api-Key delete
+			request>uri query {
+				delete key
+				delete api_key
+				delete api-key
+			}
 		}
 	}
 	%s

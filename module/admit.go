@@ -107,15 +107,31 @@ func requestLimitsOnly(levels []governance.Level) []governance.Level {
 	return out
 }
 
+// retryAfterSeconds is a Retry-After value: whole seconds, at least 1.
+func retryAfterSeconds(d time.Duration) int64 {
+	return max(int64(math.Ceil(d.Seconds())), 1)
+}
+
 // refuseAdmission answers a budget (402; OpenAI: 429 insufficient_quota) or
 // rate-limit (429 with retry-after) refusal with a message that names the
-// scope, the limit and when it resets.
+// scope, the limit and when it resets. A budget that is not spent but whose
+// headroom requests in flight hold is a 429 rate_limit_error (OpenAI:
+// rate_limit_exceeded) with retry-after and x-should-retry: true, so
+// clients (Claude Code's parallel sub-agents) wait and retry instead of
+// ending the session.
 func (x *exchange) refuseAdmission(rej *governance.Rejection) {
+	if rej.Held() {
+		secs := retryAfterSeconds(rej.RetryAfter)
+		h := x.w.Header()
+		h.Set("Retry-After", strconv.FormatInt(secs, 10))
+		h.Set("X-Should-Retry", "true")
+		x.refuse("budget_held", llm.ErrRateLimit, fmt.Sprintf(
+			"budget busy: %s has %s left of its %s budget, held by requests in flight; retry in %d s",
+			rej.Scope, governance.FormatUSD(rej.Budget.Limit-rej.Spent), rej.Budget, secs))
+		return
+	}
 	if rej.Reason == governance.RejectRateLimit {
-		secs := int64(math.Ceil(rej.RetryAfter.Seconds()))
-		if secs < 1 {
-			secs = 1
-		}
+		secs := retryAfterSeconds(rej.RetryAfter)
 		h := x.w.Header()
 		h.Set("Retry-After", strconv.FormatInt(secs, 10))
 		unit := rej.RateLimit.Unit.String()
@@ -138,16 +154,9 @@ func (x *exchange) refuseAdmission(rej *governance.Rejection) {
 		return
 	}
 	b := rej.Budget
-	var msg string
-	switch {
-	case rej.HeldByPartial:
-		msg = fmt.Sprintf("budget nearly exhausted: %s has %s left of its %s budget and a request in flight is holding it",
-			rej.Scope, governance.FormatUSD(b.Limit-rej.Spent-rej.Reserved), b)
-	default:
-		msg = fmt.Sprintf("budget exceeded: %s has spent %s of its %s budget", rej.Scope, governance.FormatUSD(rej.Spent), b)
-		if rej.Reserved > 0 {
-			msg += fmt.Sprintf(" (%s more is reserved by requests in flight)", governance.FormatUSD(rej.Reserved))
-		}
+	msg := fmt.Sprintf("budget exceeded: %s has spent %s of its %s budget", rej.Scope, governance.FormatUSD(rej.Spent), b)
+	if rej.Reserved > 0 {
+		msg += fmt.Sprintf(" (%s more is reserved by requests in flight)", governance.FormatUSD(rej.Reserved))
 	}
 	if rej.ResetAt.IsZero() {
 		msg += "; a total budget does not reset"

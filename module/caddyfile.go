@@ -44,6 +44,8 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //		budget_warn <percent>          # default warning threshold for every budget
 //		reservation_lease <duration>   # reservations of requests that stop making progress expire; default 10m
 //		count_cache_reads              # token rate limits also count cache reads
+//		unpriced allow|refuse          # models without a price; default: refuse on a path with a budget
+//		model_label_cap <n>            # model names (beyond those the config names) the model label keeps; default 100
 //
 //		provider <name> {
 //			type     anthropic|bedrock|vertex|azure|openai
@@ -206,6 +208,25 @@ func (g *Gateway) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return d.ArgErr()
 			}
 			g.CountCacheReads = true
+		case "unpriced":
+			v, err := oneArg(d)
+			if err != nil {
+				return err
+			}
+			if _, err := governance.ParseUnpricedPolicy(v); err != nil || v == "" {
+				return d.Errf("unpriced: want allow or refuse, got %q", v)
+			}
+			g.Unpriced = v
+		case "model_label_cap":
+			v, err := oneArg(d)
+			if err != nil {
+				return err
+			}
+			n, err := strconv.Atoi(v)
+			if err != nil || n <= 0 {
+				return d.Errf("model_label_cap: want a positive number of model names, got %q", v)
+			}
+			g.ModelLabelCap = n
 		case "route":
 			args := d.RemainingArgs()
 			if len(args) < 2 {
@@ -323,6 +344,20 @@ func oneName(d *caddyfile.Dispenser) (string, error) {
 	name := d.Val()
 	if d.NextArg() {
 		return "", d.ArgErr()
+	}
+	return name, nil
+}
+
+// entityName reads the name of a customer, team or key block and refuses
+// what governance.CheckName refuses, with the same message as a JSON
+// config gets.
+func entityName(d *caddyfile.Dispenser, kind string) (string, error) {
+	name, err := oneName(d)
+	if err != nil {
+		return "", err
+	}
+	if err := governance.CheckName(kind, name); err != nil {
+		return "", d.Err(err.Error())
 	}
 	return name, nil
 }
@@ -471,7 +506,7 @@ func parseProvider(d *caddyfile.Dispenser) (*ProviderConfig, error) {
 }
 
 func parseCustomer(d *caddyfile.Dispenser) (*CustomerConfig, error) {
-	name, err := oneName(d)
+	name, err := entityName(d, "customer")
 	if err != nil {
 		return nil, err
 	}
@@ -489,7 +524,7 @@ func parseCustomer(d *caddyfile.Dispenser) (*CustomerConfig, error) {
 }
 
 func parseTeam(d *caddyfile.Dispenser) (*TeamConfig, error) {
-	name, err := oneName(d)
+	name, err := entityName(d, "team")
 	if err != nil {
 		return nil, err
 	}
@@ -514,7 +549,7 @@ func parseTeam(d *caddyfile.Dispenser) (*TeamConfig, error) {
 }
 
 func parseKey(d *caddyfile.Dispenser) (*KeyConfig, error) {
-	name, err := oneName(d)
+	name, err := entityName(d, "key")
 	if err != nil {
 		return nil, err
 	}

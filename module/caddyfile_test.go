@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	_ "github.com/caddyserver/caddy/v2/modules/standard"
@@ -51,6 +52,8 @@ const fullGatewayBlock = `llm_gateway {
 	price my-local-* input 0.1 web_search 0.01
 	metrics_label project header X-Project
 	metrics_label repo header X-Repo max 20
+	model_label_cap 50
+	unpriced refuse
 }`
 
 func TestUnmarshalCaddyfileFull(t *testing.T) {
@@ -92,6 +95,9 @@ func TestUnmarshalCaddyfileFull(t *testing.T) {
 	}
 	if len(g.MetricsLabels) != 2 || *g.MetricsLabels[0] != (MetricsLabelConfig{Name: "project", Header: "X-Project"}) || g.MetricsLabels[1].Max != 20 {
 		t.Errorf("labels = %+v", g.MetricsLabels)
+	}
+	if g.ModelLabelCap != 50 || g.Unpriced != "refuse" {
+		t.Errorf("model_label_cap %d unpriced %q", g.ModelLabelCap, g.Unpriced)
 	}
 }
 
@@ -161,6 +167,14 @@ func TestUnmarshalCaddyfileErrors(t *testing.T) {
 		{"label bad max", "llm_gateway {\n metrics_label p header X max 0\n}", "max must be a positive integer"},
 		{"label max keyword", "llm_gateway {\n metrics_label p header X cap 5\n}", "want 'max'"},
 		{"label twice", "llm_gateway {\n metrics_label p header X\n metrics_label p header Y\n}", `metrics_label "p" defined twice`},
+		{"unpriced bad", "llm_gateway {\n unpriced maybe\n}", `unpriced: want allow or refuse, got "maybe"`},
+		{"unpriced missing", "llm_gateway {\n unpriced\n}", "wrong argument count"},
+		{"unpriced args", "llm_gateway {\n unpriced allow refuse\n}", "wrong argument count"},
+		{"model_label_cap zero", "llm_gateway {\n model_label_cap 0\n}", `model_label_cap: want a positive number of model names, got "0"`},
+		{"model_label_cap word", "llm_gateway {\n model_label_cap many\n}", "model_label_cap: want a positive number"},
+		{"key name newline", "llm_gateway {\n key \"ali\nce\" {\n secret s\n }\n}", `key "ali\nce": the name must not contain control characters`},
+		{"team name tab", "llm_gateway {\n team \"a\tb\"\n}", `team "a\tb": the name must not contain control characters`},
+		{"customer name escape", "llm_gateway {\n customer \"a\x1bb\"\n}", `customer "a\x1bb": the name must not contain control characters`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var g Gateway
@@ -261,6 +275,54 @@ func TestExamplesAdapt(t *testing.T) {
 			}
 			if !strings.Contains(string(out), `"handler":"llm_gateway"`) {
 				t.Fatalf("no llm_gateway handler in %s", out)
+			}
+			// An example that writes an access log keeps virtual keys out of
+			// it: the headers that carry them, and the query parameters.
+			if strings.Contains(string(body), "\tlog {") {
+				var cfg struct {
+					Logging struct {
+						Logs map[string]struct {
+							Encoder struct {
+								Format string `json:"format"`
+								Fields map[string]struct {
+									Filter  string `json:"filter"`
+									Actions []struct {
+										Parameter string `json:"parameter"`
+										Type      string `json:"type"`
+									} `json:"actions"`
+								} `json:"fields"`
+							} `json:"encoder"`
+						} `json:"logs"`
+					} `json:"logging"`
+				}
+				if err := json.Unmarshal(out, &cfg); err != nil {
+					t.Fatal(err)
+				}
+				found := false
+				for _, l := range cfg.Logging.Logs {
+					f := l.Encoder.Fields
+					if l.Encoder.Format != "filter" {
+						continue
+					}
+					found = true
+					for _, h := range []string{"request>headers>X-Api-Key", "request>headers>Api-Key", "request>headers>X-Goog-Api-Key"} {
+						if f[h].Filter != "delete" {
+							t.Errorf("%s is not deleted from the access log", h)
+						}
+					}
+					deleted := map[string]bool{}
+					for _, a := range f["request>uri"].Actions {
+						if a.Type == "delete" {
+							deleted[a.Parameter] = true
+						}
+					}
+					if f["request>uri"].Filter != "query" || !deleted["key"] || !deleted["api_key"] || !deleted["api-key"] {
+						t.Errorf("request>uri filter %+v does not delete key, api_key and api-key", f["request>uri"])
+					}
+				}
+				if !found {
+					t.Errorf("the access log has no filter: %s", out)
+				}
 			}
 		})
 	}
@@ -460,5 +522,28 @@ func TestUnmarshalCaddyfileProviderErrors(t *testing.T) {
 				t.Fatalf("err = %v, want %q with file and line", err, tc.want)
 			}
 		})
+	}
+}
+
+// TestNameErrorsSameInJSON: a JSON config (the admin API, `caddy adapt`
+// output edited by hand) gets the Caddyfile's message for an unsafe name.
+func TestNameErrorsSameInJSON(t *testing.T) {
+	for _, g := range []*Gateway{
+		{Keys: []*KeyConfig{{Name: "ali\nce", Secret: "s"}}},
+		{Teams: []*TeamConfig{{Name: "ali\nce"}}},
+		{Customers: []*CustomerConfig{{Name: "ali\nce"}}},
+	} {
+		_, err := g.buildRegistry(caddy.NewReplacer())
+		if err == nil || !strings.HasSuffix(err.Error(), `"ali\nce": the name must not contain control characters`) {
+			t.Errorf("err = %v", err)
+		}
+	}
+	g := &Gateway{Unpriced: "maybe"}
+	if _, err := g.buildRegistry(caddy.NewReplacer()); err == nil || err.Error() != `unpriced: want allow or refuse, got "maybe"` {
+		t.Errorf("unpriced: %v", err)
+	}
+	g = &Gateway{ModelLabelCap: -1}
+	if _, err := g.buildRegistry(caddy.NewReplacer()); err == nil || !strings.Contains(err.Error(), "model_label_cap") {
+		t.Errorf("model_label_cap: %v", err)
 	}
 }

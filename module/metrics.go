@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"unicode/utf8"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/prometheus/client_golang/prometheus"
@@ -202,8 +203,13 @@ func (c *usageCollector) Collect(ch chan<- prometheus.Metric) {
 }
 
 // get finds or creates the series for a label combination. The lookup
-// allocates nothing when the series exists.
+// allocates nothing when the series exists. Values are made valid label
+// values in place (labelValue), so no request can make a series /metrics
+// cannot expose.
 func (c *usageCollector) get(values []string) *series {
+	for i, v := range values {
+		values[i] = labelValue(v)
+	}
 	var buf [256]byte
 	k := buf[:0]
 	for _, v := range values {
@@ -241,30 +247,124 @@ func (s *series) add(u llm.Usage, cost governance.Money, priced bool) {
 	}
 }
 
-// OtherLabelValue replaces header label values past a label's cap.
+// OtherLabelValue replaces header label values past a label's cap, and
+// model names past the model label's cap.
 const OtherLabelValue = "_other"
 
 // DefaultMetricsLabelMax is the default cap on a header label's values.
 const DefaultMetricsLabelMax = 100
 
+// DefaultModelLabelCap is the default number of model names, beyond those
+// the configuration names, the model label keeps (model_label_cap).
+const DefaultModelLabelCap = 100
+
+// maxLabelBytes bounds a label value taken from a request.
+const maxLabelBytes = 128
+
+// labelValue makes a string taken from a request a valid Prometheus label
+// value: valid UTF-8 (invalid bytes become U+FFFD) and at most
+// maxLabelBytes, cut on a rune boundary. A value that already is one is
+// returned as it is, without allocating.
+func labelValue(v string) string {
+	if len(v) <= maxLabelBytes && utf8.ValidString(v) {
+		return v
+	}
+	if !utf8.ValidString(v) {
+		v = strings.ToValidUTF8(v, "\uFFFD")
+	}
+	if len(v) > maxLabelBytes {
+		cut := maxLabelBytes
+		for cut > 0 && !utf8.RuneStart(v[cut]) {
+			cut--
+		}
+		v = v[:cut]
+	}
+	return v
+}
+
+// boundedSet is a process-wide set of label values with a cap: the values a
+// label has taken (the series they created outlive reloads, so the set does
+// too).
+type boundedSet struct {
+	seen  sync.Map // value → struct{}
+	count atomic.Int64
+}
+
+// admit returns v when it is in the set or the set has room for it under
+// max, else OtherLabelValue.
+func (b *boundedSet) admit(v string, max int) string {
+	if _, ok := b.seen.Load(v); ok {
+		return v
+	}
+	if b.count.Add(1) > int64(max) {
+		b.count.Add(-1)
+		return OtherLabelValue
+	}
+	if _, loaded := b.seen.LoadOrStore(v, struct{}{}); loaded {
+		b.count.Add(-1)
+	}
+	return v
+}
+
+// modelNames is the process-wide set of model label values that were not
+// named by a configuration.
+var modelNames boundedSet
+
+// modelLabeler bounds the model label like metrics_label values are
+// bounded: models a configuration names exactly (a price row, an alias, a
+// provider's model line) keep their names; other names are kept while
+// fewer than max of them have been seen in this process and are counted
+// as OtherLabelValue after that. The ledger keeps the real name.
+type modelLabeler struct {
+	prices *governance.PriceTable
+	named  map[string]bool
+	max    int
+	set    *boundedSet // modelNames
+}
+
+func newModelLabeler(prices *governance.PriceTable, named map[string]bool, max int) *modelLabeler {
+	if max <= 0 {
+		max = DefaultModelLabelCap
+	}
+	return &modelLabeler{prices: prices, named: named, max: max, set: &modelNames}
+}
+
+// value is the model label for a canonical model name.
+func (m *modelLabeler) value(model string) string {
+	if model == "" || m.named[model] || (m.prices != nil && m.prices.HasRow(model)) {
+		return labelValue(model)
+	}
+	return m.set.admit(labelValue(model), m.max)
+}
+
 // labelResolver turns request headers into the configured extra label
-// values, keeping each label's cardinality under its cap. The sets of seen
-// values are process-wide, like the series they create.
+// values, keeping each label's cardinality under its cap, and bounds the
+// model label. The sets of seen values are process-wide, like the series
+// they create.
 type labelResolver struct {
 	labels []*headerLabel
+	// models is this config's model labeler; nil keeps every name (tests).
+	models *modelLabeler
 }
 
 type headerLabel struct {
 	header string
 	max    int
-	seen   *sync.Map // value → struct{}
-	count  *atomic.Int64
+	set    *boundedSet
 }
 
 var (
 	labelSetsMu sync.Mutex
-	labelSets   = map[string]*headerLabel{}
+	labelSets   = map[string]*boundedSet{}
 )
+
+// model is the model label for a canonical model name.
+func (r *labelResolver) model(name string) string {
+	if r.models == nil {
+		return labelValue(name)
+	}
+	return r.models.value(name)
+}
 
 // newLabelResolver resolves the process's extra label names (fixed by the
 // first config) from this config's metrics_label lines: a name this config
@@ -293,10 +393,10 @@ func newLabelResolver(cfg []*MetricsLabelConfig, names []string) *labelResolver 
 		}
 		shared := labelSets[c.Name]
 		if shared == nil {
-			shared = &headerLabel{seen: new(sync.Map), count: new(atomic.Int64)}
+			shared = new(boundedSet)
 			labelSets[c.Name] = shared
 		}
-		r.labels = append(r.labels, &headerLabel{header: http.CanonicalHeaderKey(c.Header), max: max, seen: shared.seen, count: shared.count})
+		r.labels = append(r.labels, &headerLabel{header: http.CanonicalHeaderKey(c.Header), max: max, set: shared})
 	}
 	return r
 }
@@ -315,20 +415,7 @@ func (l *headerLabel) value(h http.Header) string {
 	}
 	v := ""
 	if vs := h[l.header]; len(vs) > 0 {
-		v = strings.TrimSpace(vs[0])
+		v = labelValue(strings.TrimSpace(vs[0]))
 	}
-	if len(v) > 128 {
-		v = v[:128]
-	}
-	if _, ok := l.seen.Load(v); ok {
-		return v
-	}
-	if l.count.Add(1) > int64(l.max) {
-		l.count.Add(-1)
-		return OtherLabelValue
-	}
-	if _, loaded := l.seen.LoadOrStore(v, struct{}{}); loaded {
-		l.count.Add(-1)
-	}
-	return v
+	return l.set.admit(v, l.max)
 }

@@ -63,6 +63,17 @@ type Gateway struct {
 	Prices []*PriceConfig `json:"prices,omitempty"`
 	// MetricsLabels add request-header values as metric labels.
 	MetricsLabels []*MetricsLabelConfig `json:"metrics_labels,omitempty"`
+	// ModelLabelCap bounds the model label: models named exactly by a price
+	// row, an alias or a provider's model line keep their names; other
+	// names are kept until this many have been seen (in the process) and
+	// are counted as "_other" after that. The ledger keeps the real name.
+	// Default: 100.
+	ModelLabelCap int `json:"model_label_cap,omitempty"`
+	// Unpriced is what billable requests for a model without a price get:
+	// "allow" (forwarded, charged 0) or "refuse" (403 telling to add a
+	// price line). Default: refuse on a path that has a budget, allow
+	// elsewhere.
+	Unpriced string `json:"unpriced,omitempty"`
 	// BudgetWarn is the default budget_warn percentage for every level.
 	BudgetWarn int `json:"budget_warn,omitempty"`
 	// ReservationLease is how long a budget reservation lives without
@@ -319,6 +330,8 @@ func (g *Gateway) Provision(ctx caddy.Context) error {
 				zap.String("store", spec.describe()), zap.Error(err))
 		}
 	}
+	labels := newLabelResolver(g.MetricsLabels, m.labelNames[len(baseLabels):])
+	labels.models = newModelLabeler(reg.Prices, g.namedModels(), g.ModelLabelCap)
 	g.state = &state{
 		registry:        reg,
 		router:          router,
@@ -327,7 +340,7 @@ func (g *Gateway) Provision(ctx caddy.Context) error {
 		location:        loc,
 		maxBody:         g.MaxRequestBody,
 		logger:          g.logger,
-		labels:          newLabelResolver(g.MetricsLabels, m.labelNames[len(baseLabels):]),
+		labels:          labels,
 		lease:           time.Duration(g.ReservationLease),
 		multipliers:     multipliers,
 		countCacheReads: g.CountCacheReads,
@@ -401,8 +414,8 @@ func (g *Gateway) buildRegistry(repl *caddy.Replacer) (*governance.Registry, err
 	}
 	keys := make([]governance.KeySpec, 0, len(g.Keys))
 	for _, k := range g.Keys {
-		if k.Name == "" {
-			return nil, fmt.Errorf("key without a name")
+		if err := governance.CheckName("key", k.Name); err != nil {
+			return nil, err
 		}
 		l, err := k.LimitsConfig.limits()
 		if err != nil {
@@ -451,7 +464,36 @@ func (g *Gateway) buildRegistry(repl *caddy.Replacer) (*governance.Registry, err
 		return nil, fmt.Errorf("budget_warn must be a percentage between 1 and 100")
 	}
 	reg.DefaultBudgetWarn = g.BudgetWarn
+	if reg.Unpriced, err = governance.ParseUnpricedPolicy(g.Unpriced); err != nil {
+		return nil, err
+	}
+	if g.ModelLabelCap < 0 {
+		return nil, fmt.Errorf("model_label_cap must be a positive number of model names")
+	}
 	return reg, nil
+}
+
+// namedModels are the canonical model names this configuration names
+// exactly, besides price rows: aliases (both sides) and providers' model
+// lines (both sides). Globs do not name a model.
+func (g *Gateway) namedModels() map[string]bool {
+	named := map[string]bool{}
+	add := func(m string) {
+		if m != "" && !strings.ContainsAny(m, "*?") {
+			named[llm.CanonicalModel(m)] = true
+		}
+	}
+	for alias, target := range g.Aliases {
+		add(alias)
+		add(target)
+	}
+	for _, p := range g.Providers {
+		for _, e := range p.ModelMap {
+			add(e.Match)
+			add(e.ID)
+		}
+	}
+	return named
 }
 
 func (p *PriceConfig) row() (governance.PriceOverride, error) {

@@ -2,6 +2,8 @@ package module
 
 import (
 	"bytes"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -9,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
@@ -25,6 +28,13 @@ import (
 func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.Handler) error {
 	start := time.Now()
 	st := g.state
+	// Every answer, served or refused, carries the gateway's own request id
+	// (the provider's request-id headers pass through untouched).
+	id := newRequestID()
+	w.Header().Set("X-Llm-Gateway-Request-Id", id)
+	if elf := logFields(r); elf != nil {
+		elf.Add(zap.String("llm.request_id", id))
+	}
 	secret := credential(r.Header)
 	if r.Method == http.MethodHead {
 		w.WriteHeader(http.StatusOK)
@@ -57,7 +67,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.
 	r, live := inflight.enter(r, w)
 	defer inflight.leave(live, st.store)
 
-	x := &exchange{st: st, w: w, r: r, key: key, start: start, surface: rec.Surface, dialect: dialect}
+	x := &exchange{st: st, w: w, r: r, id: id, key: key, start: start, surface: rec.Surface, dialect: dialect}
 	if ref := key.Usable(start); ref != nil {
 		if ref.Reason == "expired" {
 			x.refuse("expired", llm.ErrAuthentication, fmt.Sprintf("%s expired at %s", ref.Scope, ref.At.UTC().Format(time.RFC3339)))
@@ -119,6 +129,19 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.
 			fields.MaxTokens, key.MaxTokensCap, key.Name, key.MaxTokensCap))
 		return nil
 	}
+	if rec.Surface.Billable() && st.registry.Prices.LookupModel(x.requested, x.model) == nil {
+		warnUnpriced(st.logger, x.model)
+		if st.registry.RefusesUnpriced(key) {
+			why := "this gateway refuses models without a price"
+			if key.HasBudgets() {
+				why = fmt.Sprintf("key %s has a budget, which cannot hold requests charged $0", key.Name)
+			}
+			x.refuse("unpriced", llm.ErrPermission, fmt.Sprintf(
+				"model %s has no price and %s; add a line `price %s input <usd> output <usd>` (USD per million tokens) to the llm_gateway configuration",
+				x.model, why, x.model))
+			return nil
+		}
+	}
 	x.stream = fields.Stream || rec.Surface == llm.SurfaceBedrockInvokeStream || rec.Surface == llm.SurfaceVertexStreamRawPredict
 	call := &llm.Call{
 		Surface:        rec.Surface,
@@ -128,7 +151,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.
 		MaxTokens:      fields.MaxTokens,
 		Body:           callBody,
 		Header:         r.Header,
-		RawQuery:       r.URL.RawQuery,
+		RawQuery:       providers.ForwardQuery(r.URL.RawQuery, secret),
 		PathSuffix:     rec.Suffix,
 	}
 	x.forward(call)
@@ -140,6 +163,7 @@ type exchange struct {
 	st        *state
 	w         http.ResponseWriter
 	r         *http.Request
+	id        string // the gateway's request id
 	key       *governance.Key
 	start     time.Time
 	surface   llm.Surface
@@ -154,6 +178,18 @@ type exchange struct {
 	ticket    *governance.Ticket
 	flight    *flight
 	rejection string // why the gateway refused the request, for the log
+	// label is the metric label of model labelFor (modelLabel).
+	label, labelFor string
+	labelSet        bool
+}
+
+// modelLabel is the model's metric label: bounded, valid UTF-8. It is
+// worked out once per model name.
+func (x *exchange) modelLabel() string {
+	if !x.labelSet || x.labelFor != x.model {
+		x.label, x.labelFor, x.labelSet = x.st.labels.model(x.model), x.model, true
+	}
+	return x.label
 }
 
 // forward tries the route's providers in order, falling back on connection
@@ -178,8 +214,10 @@ func (x *exchange) forward(call *llm.Call) {
 	ctx := x.r.Context()
 	router, attempts := x.st.router, x.st.metrics.attempts
 	var lastErr error
+	var tried []string
 	for i, p := range cands {
 		x.attempts++
+		tried = append(tried, p.Name())
 		sent := time.Now()
 		resp, err := p.Send(ctx, call)
 		if err != nil {
@@ -187,7 +225,7 @@ func (x *exchange) forward(call *llm.Call) {
 			if ctx.Err() != nil {
 				break // the client left: not the provider's fault
 			}
-			attempts.WithLabelValues(p.Name(), x.model, "error").Inc()
+			attempts.WithLabelValues(p.Name(), x.modelLabel(), "error").Inc()
 			x.reportFailure(router, p)
 			continue
 		}
@@ -196,7 +234,7 @@ func (x *exchange) forward(call *llm.Call) {
 			x.reportFailure(router, p)
 			if i < len(cands)-1 {
 				// Nothing has reached the client yet: try the next provider.
-				attempts.WithLabelValues(p.Name(), x.model, strconv.Itoa(resp.StatusCode)).Inc()
+				attempts.WithLabelValues(p.Name(), x.modelLabel(), strconv.Itoa(resp.StatusCode)).Inc()
 				_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 				_ = resp.Body.Close()
 				lastErr = fmt.Errorf("provider %s answered %d", p.Name(), resp.StatusCode)
@@ -205,7 +243,7 @@ func (x *exchange) forward(call *llm.Call) {
 		} else {
 			router.Report(p, true)
 		}
-		attempts.WithLabelValues(p.Name(), x.model, "ok").Inc()
+		attempts.WithLabelValues(p.Name(), x.modelLabel(), "ok").Inc()
 		x.provider = p.Name()
 		w := x.w
 		if x.flight != nil {
@@ -235,11 +273,22 @@ func (x *exchange) forward(call *llm.Call) {
 		x.record(499, llm.Usage{}, 0, true)
 		return
 	}
-	msg := "upstream unreachable"
+	// The client learns which provider failed and the request id; how it
+	// failed (resolver and peer addresses, TLS details) stays in the logs.
+	detail := "no answer"
 	if lastErr != nil {
-		msg += ": " + lastErr.Error()
+		detail = lastErr.Error()
 	}
-	x.refuse("upstream", llm.ErrBadGateway, msg)
+	x.st.logger.Warn("upstream unreachable", zap.String("request_id", x.id), zap.String("key", x.key.Name),
+		zap.String("model", x.model), zap.Strings("providers", tried), zap.String("error", detail))
+	if elf := logFields(x.r); elf != nil {
+		elf.Add(zap.String("llm.upstream_error", detail))
+	}
+	what := "provider " + tried[0]
+	if len(tried) > 1 {
+		what = "providers " + strings.Join(tried, ", ")
+	}
+	x.refuse("upstream", llm.ErrBadGateway, fmt.Sprintf("%s unreachable (request id %s)", what, x.id))
 }
 
 // reportFailure feeds passive health and counts cool-downs.
@@ -265,13 +314,11 @@ func (x *exchange) settle(res providers.Result, sent, headers time.Time) {
 			price = price.Scaled(mult)
 		}
 		cost = price.Cost(usage)
-	} else if x.surface.Billable() {
-		warnUnpriced(x.st.logger, x.model)
 	}
 	x.record(res.Status, usage, cost, price != nil || !x.surface.Billable())
 
 	m := x.st.metrics
-	pm := [2]string{x.provider, x.model}
+	pm := [2]string{x.provider, x.modelLabel()}
 	m.upstream.WithLabelValues(pm[:]...).Observe(headers.Sub(sent).Seconds())
 	if !res.FirstToken.IsZero() {
 		m.ttft.WithLabelValues(pm[:]...).Observe(res.FirstToken.Sub(x.start).Seconds())
@@ -315,7 +362,7 @@ func (x *exchange) record(status int, usage llm.Usage, cost governance.Money, pr
 	x.st.store.ledger.Record(&rec)
 
 	var lv [16]string
-	values := append(lv[:0], rec.Key, rec.Team, rec.Customer, rec.Provider, rec.Model)
+	values := append(lv[:0], rec.Key, rec.Team, rec.Customer, rec.Provider, x.modelLabel())
 	values = x.st.labels.appendValues(values, x.r.Header)
 	x.st.metrics.usage.get(values).add(usage, cost, priced)
 
@@ -468,12 +515,52 @@ func putBuffer(b *bytes.Buffer) {
 	}
 }
 
-// unpricedWarned remembers the models already warned about, process-wide.
-var unpricedWarned sync.Map
+// maxUnpricedWarnings caps the models the "no price" warning names, so a
+// client inventing model names cannot flood the log (or grow the set).
+const maxUnpricedWarnings = 100
 
+// unpricedWarned remembers the models already warned about, process-wide.
+var (
+	unpricedWarned sync.Map
+	unpricedCount  atomic.Int64
+)
+
+// warnUnpriced logs once per model, for the first maxUnpricedWarnings
+// models, that a model has no price; then once that further ones go
+// unnamed.
 func warnUnpriced(logger *zap.Logger, model string) {
-	if _, seen := unpricedWarned.LoadOrStore(model, struct{}{}); !seen {
-		logger.Warn("model has no price: requests are forwarded and counted in tokens but charged 0; add a price line",
-			zap.String("model", model))
+	if _, seen := unpricedWarned.Load(model); seen {
+		return
 	}
+	n := unpricedCount.Add(1)
+	switch {
+	case n <= maxUnpricedWarnings:
+		if _, seen := unpricedWarned.LoadOrStore(model, struct{}{}); seen {
+			unpricedCount.Add(-1)
+			return
+		}
+		logger.Warn("model has no price: requests on a path with a budget are refused (unless `unpriced allow`); others are forwarded and counted in tokens but charged 0; add a price line",
+			zap.String("model", model))
+	case n == maxUnpricedWarnings+1:
+		logger.Warn(fmt.Sprintf("more than %d models without a price: further ones are not logged (llm_gateway_unpriced_requests_total counts their requests)", maxUnpricedWarnings))
+	default:
+		unpricedCount.Add(-1) // stay at the cap+1 mark
+	}
+}
+
+// newRequestID is a random 128-bit id in hex: unique, and revealing
+// nothing about the gateway or its traffic.
+func newRequestID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:]) // never fails (crypto/rand, Go 1.24+)
+	var h [32]byte
+	hex.Encode(h[:], b[:])
+	return string(h[:])
+}
+
+// logFields is the request's access-log extra fields, nil outside Caddy's
+// server (tests).
+func logFields(r *http.Request) *caddyhttp.ExtraLogFields {
+	elf, _ := r.Context().Value(caddyhttp.ExtraLogFieldsCtxKey).(*caddyhttp.ExtraLogFields)
+	return elf
 }
