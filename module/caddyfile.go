@@ -49,7 +49,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //
 //		provider <name> {
 //			type     anthropic|bedrock|vertex|azure|openai
-//			models   <glob>…           # canonical models served; default all
+//			models   <glob>…           # canonical models served; default: the family's (Claude families claude-*, openai the rest)
 //			model    <glob> <id>       # repeatable: the provider's own id for matching models
 //			base_url <url>             # the family's endpoint, as its official SDK spells it
 //			price_multiplier <x>       # e.g. 1.1 for regional endpoints

@@ -123,7 +123,9 @@ type ProviderConfig struct {
 	// BaseURL overrides the family's endpoint (see README: each family
 	// follows its official SDK's convention).
 	BaseURL string `json:"base_url,omitempty"`
-	// Models are canonical model globs the provider serves; empty means all.
+	// Models are canonical model globs the provider serves. Empty means
+	// the family's own models: claude-* for anthropic, bedrock, vertex and
+	// azure, every other model for openai (providers.FamilyServes).
 	Models []string `json:"models,omitempty"`
 	// ModelMap maps canonical model globs to the provider's own ids
 	// (Bedrock ids or inference profiles, Vertex ids, deployment names).
