@@ -543,7 +543,7 @@ func TestNameErrorsSameInJSON(t *testing.T) {
 		t.Errorf("unpriced: %v", err)
 	}
 	g = &Gateway{ModelLabelCap: -1}
-	if _, err := g.buildRegistry(caddy.NewReplacer()); err == nil || !strings.Contains(err.Error(), "model_label_cap") {
+	if _, err := g.buildRegistry(caddy.NewReplacer()); err == nil || err.Error() != "model_label_cap: want a positive number of model names, got -1" {
 		t.Errorf("model_label_cap: %v", err)
 	}
 }

@@ -470,7 +470,7 @@ func (g *Gateway) buildRegistry(repl *caddy.Replacer) (*governance.Registry, err
 		return nil, err
 	}
 	if g.ModelLabelCap < 0 {
-		return nil, fmt.Errorf("model_label_cap must be a positive number of model names")
+		return nil, fmt.Errorf("model_label_cap: want a positive number of model names, got %d", g.ModelLabelCap)
 	}
 	return reg, nil
 }
