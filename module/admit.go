@@ -14,12 +14,6 @@ import (
 	"github.com/llmgateway/caddy-llm-gateway/providers/llm"
 )
 
-// bytesPerToken is how the worst case estimates input tokens from the body
-// size without tokenizing: three bytes a token over-counts English and code
-// alike (JSON syntax and escapes inflate the bytes), so the estimate errs on
-// the side of the budget.
-const bytesPerToken = 3
-
 // admit checks the key's path against its budgets and rate limits and
 // reserves the request's worst case. It answers the client itself and
 // returns false when the request may not go on.
@@ -35,21 +29,11 @@ func (x *exchange) admit(call *llm.Call, mult governance.Money) bool {
 			return true
 		}
 	}
-	var worst governance.Money
-	inputTokens := (int64(len(call.Body)) + bytesPerToken - 1) / bytesPerToken
-	outputTokens := call.MaxTokens
 	price := x.st.registry.Prices.LookupModel(x.requested, x.model)
-	if outputTokens == 0 {
-		outputTokens = x.key.MaxTokensCap
-	}
-	if outputTokens == 0 {
-		outputTokens = governance.DefaultMaxOutput
-		if price != nil && price.MaxOutput > 0 {
-			outputTokens = price.MaxOutput
-		}
-	}
+	est := governance.EstimateRequest(len(call.Body), call.MaxTokens, call.Fields.N, x.key.MaxTokensCap, price)
+	var worst governance.Money
 	if billable && price != nil {
-		worst = price.Scaled(mult).WorstCase(inputTokens, outputTokens)
+		worst = est.WorstCase(price.Scaled(mult))
 	}
 	a := &governance.Admission{
 		Now:       x.start,
@@ -59,7 +43,7 @@ func (x *exchange) admit(call *llm.Call, mult governance.Money) bool {
 		Lease:     x.st.lease,
 	}
 	if billable {
-		a.Tokens = inputTokens + outputTokens
+		a.Tokens = est.Tokens()
 	}
 	ticket, rej, err := x.st.store.counters.Admit(x.r.Context(), a)
 	if err != nil {

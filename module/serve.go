@@ -94,11 +94,15 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.
 	}
 	fields, err := llm.ParseBody(body.Bytes())
 	if err != nil {
-		x.refuse("invalid_request", llm.ErrInvalidRequest, "malformed JSON body: "+err.Error())
+		x.refuse("invalid_request", llm.ErrInvalidRequest, bodyErrorMessage(err))
 		return nil
 	}
 	model := fields.Model
 	if rec.PathModel != "" {
+		if err := llm.CheckModelName(rec.PathModel); err != nil {
+			x.refuse("invalid_request", llm.ErrInvalidRequest, err.Error())
+			return nil
+		}
 		model = rec.PathModel
 	}
 	if model == "" {
@@ -109,10 +113,14 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.
 	callBody := body.Bytes()
 	if target, ok := st.router.Alias(model); ok {
 		// The provider needs a real id: rewrite the body's model (the only
-		// case the gateway re-writes an Anthropic body's model).
+		// case the gateway re-writes an Anthropic body's model), and read
+		// the rewritten body so the call's fields point into it.
 		if fields.Model != "" {
-			if callBody, err = llm.RewriteBody(callBody, nil, []llm.Member{{Name: "model", Value: llm.QuoteJSON(target)}}); err != nil {
-				x.refuse("invalid_request", llm.ErrInvalidRequest, "malformed JSON body: "+err.Error())
+			if callBody, err = llm.RewriteBody(callBody, nil, []llm.Member{{Name: "model", Value: llm.QuoteJSON(target)}}); err == nil {
+				fields, err = llm.ParseBody(callBody)
+			}
+			if err != nil {
+				x.refuse("invalid_request", llm.ErrInvalidRequest, bodyErrorMessage(err))
 				return nil
 			}
 		}
@@ -127,6 +135,11 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.
 		x.refuse("max_tokens", llm.ErrInvalidRequest, fmt.Sprintf(
 			"max_tokens %d exceeds the cap of %d for key %s (Claude Code: set CLAUDE_CODE_MAX_OUTPUT_TOKENS=%d)",
 			fields.MaxTokens, key.MaxTokensCap, key.Name, key.MaxTokensCap))
+		return nil
+	}
+	if limit, ok := st.registry.Prices.LookupModel(x.requested, x.model).CheckMaxOutput(fields.MaxTokens, r.Header.Values("Anthropic-Beta")); !ok {
+		x.refuse("max_tokens", llm.ErrInvalidRequest, fmt.Sprintf(
+			"max_tokens: %d > %d, which is the maximum allowed number of output tokens for %s", fields.MaxTokens, limit, x.model))
 		return nil
 	}
 	if rec.Surface.Billable() && st.registry.Prices.LookupModel(x.requested, x.model) == nil {
@@ -150,6 +163,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.
 		Stream:         x.stream,
 		MaxTokens:      fields.MaxTokens,
 		Body:           callBody,
+		Fields:         fields,
 		Header:         r.Header,
 		RawQuery:       providers.ForwardQuery(r.URL.RawQuery, secret),
 		PathSuffix:     rec.Suffix,
@@ -466,6 +480,15 @@ func credential(h http.Header) string {
 		}
 	}
 	return ""
+}
+
+// bodyErrorMessage words a body ParseBody refused for the client.
+func bodyErrorMessage(err error) string {
+	var be *llm.BodyError
+	if errors.As(err, &be) {
+		return be.Msg
+	}
+	return "malformed JSON body: " + err.Error()
 }
 
 // dialectOfPath guesses the error shape for a path no surface matched.
