@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/llmgateway/caddy-llm-gateway/providers/llm"
 )
 
 // Period is a calendar budget period.
@@ -210,3 +212,35 @@ func ParseWindow(s string) (time.Duration, error) {
 // amounts as IEEE doubles in Redis's Lua, exact up to 2^53 nano-dollars
 // (about $9M); the margin covers spend and reservations beyond the limit.
 const MaxBudget = 1_000_000 * Dollar
+
+// RequestLimitsOnly keeps only the request-rate limits of levels: what
+// applies to free calls such as count_tokens. nil when none remain.
+func RequestLimitsOnly(levels []Level) []Level {
+	var out []Level
+	for _, l := range levels {
+		var rl []RateLimit
+		for _, r := range l.RateLimits {
+			if r.Unit == RateRequests {
+				rl = append(rl, r)
+			}
+		}
+		if len(rl) > 0 {
+			out = append(out, Level{Scope: l.Scope, RateLimits: rl})
+		}
+	}
+	return out
+}
+
+// RateLimitTokens is what a request's usage counts against token rate
+// limits: input, cache writes and output, and cache reads only with
+// countCacheReads (Anthropic's own input-token limits leave them out, and a
+// Claude Code turn reads ~90K cached tokens).
+func RateLimitTokens(u llm.Usage, countCacheReads bool) int64 {
+	var n int64
+	for _, k := range llm.TokenKinds {
+		if k.IsToken() && (k != llm.CacheReadKind || countCacheReads) {
+			n += u.Count(k)
+		}
+	}
+	return n
+}

@@ -42,12 +42,7 @@ type Totals struct {
 
 func (t *Totals) add(r *Record) {
 	t.Requests++
-	t.Usage.InputTokens += r.Usage.InputTokens
-	t.Usage.OutputTokens += r.Usage.OutputTokens
-	t.Usage.CacheReadTokens += r.Usage.CacheReadTokens
-	t.Usage.CacheWrite5mTokens += r.Usage.CacheWrite5mTokens
-	t.Usage.CacheWrite1hTokens += r.Usage.CacheWrite1hTokens
-	t.Usage.WebSearchRequests += r.Usage.WebSearchRequests
+	t.Usage.AddCounts(r.Usage)
 	t.Cost += r.Cost
 }
 

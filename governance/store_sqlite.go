@@ -797,12 +797,7 @@ func (s *SQLiteStore) usageByDay(ctx context.Context, lo, hi int64, loc *time.Lo
 			days[day] = d
 		}
 		d.Requests += t.Requests
-		d.Usage.InputTokens += t.Usage.InputTokens
-		d.Usage.OutputTokens += t.Usage.OutputTokens
-		d.Usage.CacheReadTokens += t.Usage.CacheReadTokens
-		d.Usage.CacheWrite5mTokens += t.Usage.CacheWrite5mTokens
-		d.Usage.CacheWrite1hTokens += t.Usage.CacheWrite1hTokens
-		d.Usage.WebSearchRequests += t.Usage.WebSearchRequests
+		d.Usage.AddCounts(t.Usage)
 		d.Cost += t.Cost
 	}
 	// The bucket index floor(time_ns / 15 min), with SQLite's truncating

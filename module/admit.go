@@ -24,7 +24,7 @@ func (x *exchange) admit(call *llm.Call, mult governance.Money) bool {
 	levels := x.key.Levels()
 	billable := x.surface.Billable()
 	if !billable {
-		levels = requestLimitsOnly(levels)
+		levels = governance.RequestLimitsOnly(levels)
 		if levels == nil {
 			return true
 		}
@@ -71,24 +71,6 @@ func (x *exchange) admit(call *llm.Call, mult governance.Money) bool {
 		x.flight = x.st.store.leases.track(ticket)
 	}
 	return true
-}
-
-// requestLimitsOnly keeps only request-rate limits: what applies to free
-// calls such as count_tokens. nil when none remain.
-func requestLimitsOnly(levels []governance.Level) []governance.Level {
-	var out []governance.Level
-	for _, l := range levels {
-		var rl []governance.RateLimit
-		for _, r := range l.RateLimits {
-			if r.Unit == governance.RateRequests {
-				rl = append(rl, r)
-			}
-		}
-		if len(rl) > 0 {
-			out = append(out, governance.Level{Scope: l.Scope, RateLimits: rl})
-		}
-	}
-	return out
 }
 
 // retryAfterSeconds is a Retry-After value: whole seconds, at least 1.
@@ -162,10 +144,7 @@ func (x *exchange) settleCounters(now time.Time, usage llm.Usage, cost governanc
 	if x.flight != nil {
 		x.st.store.leases.untrack(x.flight)
 	}
-	tokens := usage.InputTokens + usage.CacheWrite5mTokens + usage.CacheWrite1hTokens + usage.OutputTokens
-	if x.st.countCacheReads {
-		tokens += usage.CacheReadTokens
-	}
+	tokens := governance.RateLimitTokens(usage, x.st.countCacheReads)
 	// The client may be gone; the accounting must not be.
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(x.r.Context()), 10*time.Second)
 	defer cancel()
@@ -184,19 +163,12 @@ func (x *exchange) settleCounters(now time.Time, usage llm.Usage, cost governanc
 		x.st.logger.Error(msg, zap.String("store", x.st.store.desc), zap.String("key", x.key.Name), zap.Error(err))
 		return
 	}
-	for _, c := range changes {
-		pct := x.st.registry.BudgetWarnFor(c.Scope)
-		if pct <= 0 {
-			continue
-		}
-		threshold := c.Budget.Limit * governance.Money(pct) / 100
-		if c.Before < threshold && c.After >= threshold {
-			x.st.metrics.budgetWarnings.WithLabelValues(c.Scope.Kind.String(), c.Scope.Name, c.Budget.Period.String()).Inc()
-			x.st.logger.Warn(fmt.Sprintf("budget warning: %s has spent %s of its %s budget (%d%% threshold)",
-				c.Scope, governance.FormatUSD(c.After), c.Budget, pct),
-				zap.String("scope", c.Scope.Kind.String()), zap.String("name", c.Scope.Name),
-				zap.String("period", c.Budget.Period.String()), zap.Int64("spent_nano_usd", int64(c.After)),
-				zap.Int64("limit_nano_usd", int64(c.Budget.Limit)))
-		}
+	for _, c := range x.st.registry.BudgetWarnings(changes) {
+		x.st.metrics.budgetWarnings.WithLabelValues(c.Scope.Kind.String(), c.Scope.Name, c.Budget.Period.String()).Inc()
+		x.st.logger.Warn(fmt.Sprintf("budget warning: %s has spent %s of its %s budget (%d%% threshold)",
+			c.Scope, governance.FormatUSD(c.After), c.Budget, c.Percent),
+			zap.String("scope", c.Scope.Kind.String()), zap.String("name", c.Scope.Name),
+			zap.String("period", c.Budget.Period.String()), zap.Int64("spent_nano_usd", int64(c.After)),
+			zap.Int64("limit_nano_usd", int64(c.Budget.Limit)))
 	}
 }

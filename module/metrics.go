@@ -142,8 +142,17 @@ func newMetrics(labelNames []string) *metrics {
 	}
 }
 
-// tokenTypes are the values of llm_gateway_tokens_total's type label.
-var tokenTypes = [...]string{"input", "output", "cache_read", "cache_write_5m", "cache_write_1h"}
+// tokenKinds are the kinds llm_gateway_tokens_total counts (web searches
+// are not tokens); tokenTypes are the matching values of its type label.
+var (
+	tokenKinds = [...]llm.TokenKind{llm.InputKind, llm.OutputKind, llm.CacheReadKind, llm.CacheWrite5mKind, llm.CacheWrite1hKind}
+	tokenTypes = func() (names [len(tokenKinds)]string) {
+		for i, k := range tokenKinds {
+			names[i] = k.String()
+		}
+		return names
+	}()
+)
 
 // series is one label combination's running values. Money is kept as
 // integer nano-dollars and converted only when scraped, so the metric
@@ -237,8 +246,8 @@ func (s *series) add(u llm.Usage, cost governance.Money, priced bool) {
 	if !priced {
 		s.unpriced.Add(1)
 	}
-	for i, n := range [len(tokenTypes)]int64{u.InputTokens, u.OutputTokens, u.CacheReadTokens, u.CacheWrite5mTokens, u.CacheWrite1hTokens} {
-		if n != 0 {
+	for i, k := range tokenKinds {
+		if n := u.Count(k); n != 0 {
 			s.tokens[i].Add(n)
 		}
 	}

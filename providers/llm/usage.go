@@ -39,23 +39,78 @@ func (u Usage) TotalInput() int64 {
 // CacheWriteTokens is the sum of both cache-write durations.
 func (u Usage) CacheWriteTokens() int64 { return u.CacheWrite5mTokens + u.CacheWrite1hTokens }
 
+// TokenKind is one kind of counted usage. Every sum, metric and
+// rate-limit count iterates TokenKinds through Count and AddCounts, so a
+// new kind is added here, in Usage, in the price row and in the ledger's
+// columns, and nowhere else.
+type TokenKind uint8
+
+// The token kinds (web searches are counted like tokens).
+const (
+	InputKind TokenKind = iota
+	OutputKind
+	CacheReadKind
+	CacheWrite5mKind
+	CacheWrite1hKind
+	WebSearchKind
+)
+
+// TokenKinds lists every kind, in the order of Usage's fields.
+var TokenKinds = [...]TokenKind{InputKind, OutputKind, CacheReadKind, CacheWrite5mKind, CacheWrite1hKind, WebSearchKind}
+
+var kindNames = [...]string{"input", "output", "cache_read", "cache_write_5m", "cache_write_1h", "web_search"}
+
+// String is the kind's name in metrics and reports: "input", "output",
+// "cache_read", "cache_write_5m", "cache_write_1h", "web_search".
+func (k TokenKind) String() string { return kindNames[k] }
+
+// IsToken is false for web searches, which are requests, not tokens.
+func (k TokenKind) IsToken() bool { return k != WebSearchKind }
+
+// counter returns the field of u that counts kind k.
+func (u *Usage) counter(k TokenKind) *int64 {
+	switch k {
+	case InputKind:
+		return &u.InputTokens
+	case OutputKind:
+		return &u.OutputTokens
+	case CacheReadKind:
+		return &u.CacheReadTokens
+	case CacheWrite5mKind:
+		return &u.CacheWrite5mTokens
+	case CacheWrite1hKind:
+		return &u.CacheWrite1hTokens
+	default:
+		return &u.WebSearchRequests
+	}
+}
+
+// Count is how many of kind k u counts.
+func (u Usage) Count(k TokenKind) int64 { return *u.counter(k) }
+
+// AddCounts adds v's counts of every kind to u's (flags untouched).
+func (u *Usage) AddCounts(v Usage) {
+	for _, k := range TokenKinds {
+		*u.counter(k) += v.Count(k)
+	}
+}
+
 // Add returns the sum of u and v, complete only when both are.
 func (u Usage) Add(v Usage) Usage {
-	return Usage{
-		InputTokens:        u.InputTokens + v.InputTokens,
-		OutputTokens:       u.OutputTokens + v.OutputTokens,
-		CacheReadTokens:    u.CacheReadTokens + v.CacheReadTokens,
-		CacheWrite5mTokens: u.CacheWrite5mTokens + v.CacheWrite5mTokens,
-		CacheWrite1hTokens: u.CacheWrite1hTokens + v.CacheWrite1hTokens,
-		WebSearchRequests:  u.WebSearchRequests + v.WebSearchRequests,
-		Complete:           u.Complete && v.Complete,
-		OutputEstimated:    u.OutputEstimated || v.OutputEstimated,
-		InputEstimated:     u.InputEstimated || v.InputEstimated,
-	}
+	sum := u
+	sum.AddCounts(v)
+	sum.Complete = u.Complete && v.Complete
+	sum.OutputEstimated = u.OutputEstimated || v.OutputEstimated
+	sum.InputEstimated = u.InputEstimated || v.InputEstimated
+	return sum
 }
 
 // IsZero reports whether no tokens and no searches were used.
 func (u Usage) IsZero() bool {
-	return u.InputTokens == 0 && u.OutputTokens == 0 && u.CacheReadTokens == 0 &&
-		u.CacheWrite5mTokens == 0 && u.CacheWrite1hTokens == 0 && u.WebSearchRequests == 0
+	for _, k := range TokenKinds {
+		if u.Count(k) != 0 {
+			return false
+		}
+	}
+	return true
 }
