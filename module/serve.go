@@ -35,6 +35,9 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.
 	if elf := logFields(r); elf != nil {
 		elf.Add(zap.String("llm.request_id", id))
 	}
+	if repl := replacer(r); repl != nil {
+		repl.Set(phRequestID, id)
+	}
 	secret := credential(r.Header)
 	if r.Method == http.MethodHead {
 		w.WriteHeader(http.StatusOK)
@@ -168,6 +171,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.
 		RawQuery:       providers.ForwardQuery(r.URL.RawQuery, secret),
 		PathSuffix:     rec.Suffix,
 	}
+	x.publishRequest()
 	x.forward(call)
 	return nil
 }
@@ -259,6 +263,9 @@ func (x *exchange) forward(call *llm.Call) {
 		}
 		attempts.WithLabelValues(p.Name(), x.modelLabel(), "ok").Inc()
 		x.provider = p.Name()
+		if repl := replacer(x.r); repl != nil {
+			repl.Set(phProvider, x.provider)
+		}
 		w := x.w
 		if x.flight != nil {
 			w = &progressWriter{ResponseWriter: x.w, f: x.flight}
@@ -374,6 +381,7 @@ func (x *exchange) record(status int, usage llm.Usage, cost governance.Money, pr
 		Duration:       now.Sub(x.start),
 	}
 	x.st.store.ledger.Record(&rec)
+	x.publishOutcome(usage, cost)
 
 	var lv [16]string
 	values := append(lv[:0], rec.Key, rec.Team, rec.Customer, rec.Provider, x.modelLabel())
@@ -426,6 +434,9 @@ func (x *exchange) record(status int, usage llm.Usage, cost governance.Money, pr
 // known: it is attributed (ledger, request counter) and counted by reason.
 func (x *exchange) refuse(reason string, kind llm.ErrorKind, msg string) {
 	x.rejection = reason
+	// Deferred header directives read the placeholders as the refusal is
+	// written: publish them first.
+	x.publishOutcome(llm.Usage{}, 0)
 	x.st.reject(x.w, x.dialect, reason, kind, msg)
 	x.record(llm.ErrorStatus(x.dialect, kind), llm.Usage{}, 0, true)
 }
