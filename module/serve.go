@@ -190,6 +190,7 @@ type exchange struct {
 	model     string
 	stream    bool
 	provider  string
+	family    string // the provider's API family
 	attempts  int
 	// ticket is the admission's claim on the counters (nil when the path
 	// has no limits); flight tracks its lease while the response flows.
@@ -237,8 +238,10 @@ func (x *exchange) forward(call *llm.Call) {
 		x.attempts++
 		tried = append(tried, p.Name())
 		sent := time.Now()
-		resp, err := p.Send(ctx, call)
+		actx, span := x.startAttempt(ctx, p)
+		resp, err := p.Send(actx, call)
 		if err != nil {
+			endAttempt(span, 0, err)
 			lastErr = fmt.Errorf("provider %s: %w", p.Name(), err)
 			if ctx.Err() != nil {
 				break // the client left: not the provider's fault
@@ -255,6 +258,7 @@ func (x *exchange) forward(call *llm.Call) {
 				attempts.WithLabelValues(p.Name(), x.modelLabel(), strconv.Itoa(resp.StatusCode)).Inc()
 				_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 				_ = resp.Body.Close()
+				endAttempt(span, resp.StatusCode, nil)
 				lastErr = fmt.Errorf("provider %s answered %d", p.Name(), resp.StatusCode)
 				continue
 			}
@@ -262,7 +266,7 @@ func (x *exchange) forward(call *llm.Call) {
 			router.Report(p, true)
 		}
 		attempts.WithLabelValues(p.Name(), x.modelLabel(), "ok").Inc()
-		x.provider = p.Name()
+		x.provider, x.family = p.Name(), p.Family()
 		if repl := replacer(x.r); repl != nil {
 			repl.Set(phProvider, x.provider)
 		}
@@ -271,6 +275,7 @@ func (x *exchange) forward(call *llm.Call) {
 			w = &progressWriter{ResponseWriter: x.w, f: x.flight}
 		}
 		res := p.Relay(w, resp, call)
+		endAttempt(span, resp.StatusCode, nil)
 		x.endOfRelay(ctx, &res)
 		// What the provider never reported is estimated, never zero.
 		providers.EstimateUnreported(&res, call)
@@ -382,6 +387,7 @@ func (x *exchange) record(status int, usage llm.Usage, cost governance.Money, pr
 	}
 	x.st.store.ledger.Record(&rec)
 	x.publishOutcome(usage, cost)
+	x.traceOutcome(usage, cost)
 
 	var lv [16]string
 	values := append(lv[:0], rec.Key, rec.Team, rec.Customer, rec.Provider, x.modelLabel())
