@@ -1,7 +1,13 @@
 // Package providers holds the upstream API families, one subpackage each
-// (anthropic today), and the seam they share: a Provider turns an llm.Call
-// into an upstream request and relays the upstream response to the client
-// through a meter that ends with an llm.Usage. Nothing here imports Caddy.
+// (anthropic; bedrock; vertex; azure, for Microsoft Foundry; openai, for
+// OpenAI and OpenAI-compatible servers), and the seam they share: a Provider
+// turns an llm.Call into an upstream request and relays the upstream
+// response to the client through a meter that ends with an llm.Usage. Here
+// too is what every family uses: routing with fallback and passive health
+// (Router), provider key rotation (KeyRing), model id maps, base URLs, the
+// query and error redaction that keeps credentials out of requests and
+// logs, and the estimate of usage a provider never reported. Nothing here
+// imports Caddy.
 package providers
 
 import (
