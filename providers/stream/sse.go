@@ -1,9 +1,13 @@
 // Package stream is the response plumbing every provider family shares: an
-// incremental Server-Sent-Events scanner, the Anthropic Messages usage meter
-// (used for Anthropic, Vertex, Foundry and Bedrock after decoding), the byte
-// pump that relays an upstream body to the client flushing every read, and
-// response header forwarding. It imports only the standard library and the
-// leaf package providers/llm.
+// incremental Server-Sent-Events scanner; the Anthropic Messages usage meter
+// (used for Anthropic, Vertex, Foundry and Bedrock after decoding); the
+// OpenAI meters (chat completions, responses, embeddings) and the chat
+// filter that removes the usage chunk the gateway asked for on the client's
+// behalf; the byte pump that relays an upstream body to the client flushing
+// every read; and the header policy for both directions (hop-by-hop
+// headers, request headers forwarded upstream, response headers copied
+// back). It imports only the standard library and the leaf package
+// providers/llm.
 package stream
 
 import "bytes"
