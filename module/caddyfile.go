@@ -36,12 +36,12 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //		store memory                   # tests and throwaway set-ups
 //		store redis <url> {            # a fleet: budgets, reservations and rate limits in Redis
 //			ledger   <path>            # this instance's SQLite ledger (default as for sqlite)
-//			on_error closed|open       # Redis unreachable: refuse (503, default) or serve unchecked
+//			on_error closed|open       # Redis unreachable: refuse (529 overloaded, 503 off the Anthropic shape; default) or serve unchecked
 //			prefix   <prefix>          # Redis key namespace, default llmgw
 //		}
 //		timezone <IANA zone>           # calendar periods and daily reports; default UTC
 //		max_request_body <size>        # default 32MiB; larger bodies get 413
-//		budget_warn <percent>          # default warning threshold for every budget
+//		budget_warn <percent>          # default warning threshold for every budget: 1–100 (80 or 80%); default none
 //		reservation_lease <duration>   # reservations of requests that stop making progress expire; default 10m
 //		count_cache_reads              # token rate limits also count cache reads
 //		unpriced allow|refuse          # models without a price; default: refuse on a path with a budget
@@ -95,7 +95,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //	budget      <amount> usd per hour|day|week|month     # several periods allowed, one budget each
 //	budget      <amount> usd total
 //	rate_limit  <n> requests|tokens per second|minute|hour|day
-//	budget_warn <percent>
+//	budget_warn <percent>                                # 1–100 (80 or 80%): log + metric when spend crosses it
 //	disabled
 //	expires     <RFC 3339 time>
 //
@@ -281,7 +281,9 @@ func (g *Gateway) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	return nil
 }
 
-// parseStore reads `store sqlite [<path>]` or `store memory`.
+// parseStore reads `store sqlite [<path>]`, `store memory` or
+// `store redis <url> [{ ledger <path>; on_error open|closed; prefix <p> }]`;
+// only redis takes a block.
 func (g *Gateway) parseStore(d *caddyfile.Dispenser) error {
 	if g.Store != nil {
 		return d.Err("store already specified")
