@@ -74,7 +74,8 @@ type Gateway struct {
 	// price line). Default: refuse on a path that has a budget, allow
 	// elsewhere.
 	Unpriced string `json:"unpriced,omitempty"`
-	// BudgetWarn is the default budget_warn percentage for every level.
+	// BudgetWarn is the default budget_warn percentage (1–100) for every
+	// level without its own; 0: no warnings.
 	BudgetWarn int `json:"budget_warn,omitempty"`
 	// ReservationLease is how long a budget reservation lives without
 	// progress (renewed while the response flows). Default: 10m.
@@ -100,7 +101,9 @@ type StoreConfig struct {
 	// or rediss:// for TLS. Placeholders such as {env.REDIS_URL} work.
 	URL string `json:"url,omitempty"`
 	// OnError is what happens when Redis cannot be reached: "closed"
-	// (default: refuse requests with 503) or "open" (serve them unchecked).
+	// (default: refuse requests that have budgets or rate limits, 529
+	// overloaded_error on the Anthropic shape and 503 on the others) or
+	// "open" (serve them unchecked).
 	// Either way an error is logged and llm_gateway_store_errors_total counts it.
 	OnError string `json:"on_error,omitempty"`
 	// Prefix namespaces the Redis keys (default "llmgw"), so several
@@ -120,8 +123,8 @@ type ProviderConfig struct {
 	// azure, openai; bedrock: a Bedrock API key sent as a bearer token).
 	// Placeholders such as {env.ANTHROPIC_API_KEY} or {file./run/key} work.
 	APIKeys []string `json:"api_keys,omitempty"`
-	// BaseURL overrides the family's endpoint (see README: each family
-	// follows its official SDK's convention).
+	// BaseURL overrides the family's endpoint (docs/providers.md: each
+	// family follows its official SDK's convention).
 	BaseURL string `json:"base_url,omitempty"`
 	// Models are canonical model globs the provider serves. Empty means
 	// the family's own models: claude-* for anthropic, bedrock, vertex and
@@ -196,8 +199,8 @@ type LimitsConfig struct {
 	Disabled bool `json:"disabled,omitempty"`
 	// Expires (RFC 3339) refuses requests from then on (401).
 	Expires string `json:"expires,omitempty"`
-	// BudgetWarn is the percentage of a budget whose crossing is logged and
-	// counted; 0 inherits the gateway's budget_warn.
+	// BudgetWarn is the percentage of a budget (1–100) whose crossing is
+	// logged and counted; 0 inherits the gateway's budget_warn.
 	BudgetWarn int `json:"budget_warn,omitempty"`
 }
 
