@@ -56,7 +56,8 @@ type Limits struct {
 	// Expires, when not zero, refuses requests from then on.
 	Expires time.Time
 	// BudgetWarn is the share of a budget (percent, 1–100) whose crossing
-	// is logged and counted; 0 means none.
+	// is logged and counted; 0 inherits Registry.DefaultBudgetWarn
+	// (BudgetWarnFor), and no warnings when that is 0 too.
 	BudgetWarn int
 }
 
