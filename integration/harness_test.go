@@ -107,7 +107,7 @@ http://127.0.0.1:%d {
 	log {
 		output llm_test_sink %d
 		# Caddy redacts Authorization but not x-api-key: keep virtual keys out
-		# of the access log (README, "Access log").
+		# of the access log (docs/operations.md, "Keeping keys out of the log").
 		format filter {
 			request>headers>X-Api-Key delete
 			request>headers>Api-Key delete
