@@ -4,7 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -145,6 +148,84 @@ func TestStopSettlesStreamCutByGracePeriod(t *testing.T) {
 	case <-m.hangDone: // the upstream request was cancelled
 	case <-time.After(10 * time.Second):
 		t.Error("the upstream request was not cut")
+	}
+}
+
+// TestProcessStopLedgersCutStream: the same through a real process exit, as
+// `caddy stop` or SIGTERM do it: Caddy waits out its 1 s grace period, the
+// gateway cuts the stream, ledgers it and only then lets the process exit.
+func TestProcessStopLedgersCutStream(t *testing.T) {
+	m := newMockAnthropic(t)
+	dir := t.TempDir()
+	db := filepath.Join(dir, "usage.db")
+	port, admin := freePort(t), freePort(t)
+	cf := fmt.Sprintf(`{
+	admin 127.0.0.1:%d
+	persist_config off
+	auto_https off
+	storage file_system %s
+	grace_period 1s
+}
+
+http://127.0.0.1:%d {
+	bind 127.0.0.1
+	llm_gateway {
+		%s
+	}
+}
+`, admin, filepath.Join(dir, "caddy"), port, gatewayBlock(m, db, ""))
+	file := filepath.Join(dir, "Caddyfile")
+	must(t, os.WriteFile(file, []byte(cf), 0o600))
+	cmd := exec.Command(os.Args[0], "run", "--config", file, "--adapter", "caddyfile")
+	cmd.Env = append(os.Environ(), runCaddyEnv+"=1", "HOME="+dir, "XDG_DATA_HOME="+dir, "XDG_CONFIG_HOME="+dir)
+	logFile, err := os.Create(filepath.Join(dir, "caddy.log"))
+	must(t, err)
+	defer logFile.Close()
+	cmd.Stdout, cmd.Stderr = logFile, logFile
+	must(t, cmd.Start())
+	exited := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(exited) }()
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		<-exited
+	})
+	url := fmt.Sprintf("http://127.0.0.1:%d", port)
+	waitFor(t, "the caddy process to serve", func() bool {
+		resp, err := http.Head(url + "/v1/messages")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return true
+	})
+
+	c := anthropic.NewClient(option.WithoutEnvironmentDefaults(), option.WithBaseURL(url), option.WithMaxRetries(0), option.WithAPIKey(aliceKey))
+	stream := c.Messages.NewStreaming(context.Background(), messageParams("claude-sonnet-4-5"), option.WithHeader("X-Mock-Scenario", "hang"))
+	t.Cleanup(func() { _ = stream.Close() })
+	deltas := 0
+	for deltas < 3 && stream.Next() {
+		if _, ok := stream.Current().AsAny().(anthropic.ContentBlockDeltaEvent); ok {
+			deltas++
+		}
+	}
+	if deltas != 3 {
+		t.Fatalf("stream: %d deltas, %v", deltas, stream.Err())
+	}
+	must(t, cmd.Process.Signal(os.Interrupt)) // a graceful stop
+	select {
+	case <-exited:
+	case <-time.After(30 * time.Second):
+		out, _ := os.ReadFile(logFile.Name())
+		t.Fatalf("caddy did not exit\n%s", out)
+	}
+	ledger, err := governance.OpenSQLiteStore(db, governance.SQLiteOptions{})
+	must(t, err)
+	defer ledger.Close()
+	rows, err := ledger.Records(context.Background(), time.Time{}, time.Time{}, 0)
+	must(t, err)
+	if len(rows) != 1 || rows[0].Key != "alice" || rows[0].Usage.InputTokens != mockInput || rows[0].Usage.OutputTokens != 4 || rows[0].Cost != 4_146_000 {
+		out, _ := os.ReadFile(logFile.Name())
+		t.Fatalf("ledger after the process stopped: %+v\n%s", rows, out)
 	}
 }
 
