@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/llmgateway/caddy-llm-gateway/providers/llm"
+	"github.com/llmgateway/caddy-llm-gateway/providers/stream"
 )
 
 // Provider is one configured upstream (a "provider <name> { … }" block).
@@ -60,6 +61,12 @@ type Result struct {
 	// ErrorType is the type of an in-stream error event or of an error
 	// response body ("overloaded_error"), when there was one.
 	ErrorType string
+}
+
+// Metered fills in what a metered relay saw.
+func (r *Result) Metered(m stream.Metered) {
+	r.Usage, r.FirstToken, r.ErrorType = m.Usage, m.FirstToken, m.ErrorType
+	r.BytesWritten, r.UpstreamErr, r.ClientErr = m.Written, m.UpstreamErr, m.ClientErr
 }
 
 // Retryable reports whether an upstream status, seen before any byte was

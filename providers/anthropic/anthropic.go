@@ -185,7 +185,7 @@ func (p *Provider) Send(ctx context.Context, call *llm.Call) (*http.Response, er
 var copyPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
 
 // sseMeters are reused stream meters.
-var sseMeters = sync.Pool{New: func() any { return new(stream.AnthropicSSE) }}
+var sseMeters stream.SSEPool[stream.AnthropicMeter, *stream.AnthropicMeter]
 
 // keepPooled is the largest copy buffer returned to the pool.
 const keepPooled = 1 << 20
@@ -230,16 +230,7 @@ func RelayResponse(w http.ResponseWriter, resp *http.Response, now func() time.T
 		// the upstream is slow to produce its first event. A failure shows
 		// again at the first write, after the meter has read that chunk.
 		_ = flush()
-		m := sseMeters.Get().(*stream.AnthropicSSE)
-		m.Reset()
-		m.Meter.Now = now
-		res.BytesWritten, res.UpstreamErr, res.ClientErr = stream.Pump(w, flush, resp.Body, m.Feed)
-		res.Usage = m.Meter.Usage()
-		res.FirstToken = m.Meter.FirstToken()
-		res.ErrorType = m.Meter.ErrorType()
-		m.Meter.Now = nil
-		m.Reset()
-		sseMeters.Put(m)
+		res.Metered(sseMeters.Relay(w, flush, resp.Body, now))
 
 	default:
 		limit := MaxErrorCopy

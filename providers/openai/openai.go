@@ -376,9 +376,9 @@ func injectedFor(resp *http.Response, call *llm.Call) bool {
 // Pools of per-relay state.
 var (
 	copyPool        = sync.Pool{New: func() any { return new(bytes.Buffer) }}
-	chatMeters      = sync.Pool{New: func() any { return new(stream.OpenAIChatSSE) }}
+	chatMeters      stream.SSEPool[stream.OpenAIChatMeter, *stream.OpenAIChatMeter]
 	chatFilters     = sync.Pool{New: func() any { return new(stream.OpenAIChatFilter) }}
-	responsesMeters = sync.Pool{New: func() any { return new(stream.OpenAIResponsesSSE) }}
+	responsesMeters stream.SSEPool[stream.OpenAIResponsesMeter, *stream.OpenAIResponsesMeter]
 )
 
 // keepPooled is the largest copy buffer returned to the pool.
@@ -422,16 +422,7 @@ func (p *Provider) Relay(w http.ResponseWriter, resp *http.Response, call *llm.C
 	switch {
 	case sse && surface == llm.SurfaceOpenAIResponses:
 		_ = flush()
-		m := responsesMeters.Get().(*stream.OpenAIResponsesSSE)
-		m.Reset()
-		m.Meter.Now = p.now
-		res.BytesWritten, res.UpstreamErr, res.ClientErr = stream.Pump(w, flush, resp.Body, m.Feed)
-		res.Usage = m.Meter.Usage()
-		res.FirstToken = m.Meter.FirstToken()
-		res.ErrorType = m.Meter.ErrorType()
-		m.Meter.Now = nil
-		m.Reset()
-		responsesMeters.Put(m)
+		res.Metered(responsesMeters.Relay(w, flush, resp.Body, p.now))
 
 	case sse && injectedFor(resp, call):
 		_ = flush()
@@ -456,16 +447,7 @@ func (p *Provider) Relay(w http.ResponseWriter, resp *http.Response, call *llm.C
 
 	case sse:
 		_ = flush()
-		m := chatMeters.Get().(*stream.OpenAIChatSSE)
-		m.Reset()
-		m.Meter.Now = p.now
-		res.BytesWritten, res.UpstreamErr, res.ClientErr = stream.Pump(w, flush, resp.Body, m.Feed)
-		res.Usage = m.Meter.Usage()
-		res.FirstToken = m.Meter.FirstToken()
-		res.ErrorType = m.Meter.ErrorType()
-		m.Meter.Now = nil
-		m.Reset()
-		chatMeters.Put(m)
+		res.Metered(chatMeters.Relay(w, flush, resp.Body, p.now))
 
 	default:
 		p.relayBody(w, flush, resp, surface, ok, &res)

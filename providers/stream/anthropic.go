@@ -280,23 +280,8 @@ func (m *AnthropicMeter) TextBytes() int64 { return m.textBytes }
 // Reset readies the meter for another response, keeping its clock.
 func (m *AnthropicMeter) Reset() { *m = AnthropicMeter{Now: m.Now} }
 
-// AnthropicSSE meters a raw Anthropic SSE byte stream: an SSEScanner
-// splitting events for an AnthropicMeter. Feed is the onChunk of a Pump.
-// The zero value is ready to use.
-type AnthropicSSE struct {
-	Scanner SSEScanner
-	Meter   AnthropicMeter
-}
-
-// Feed scans the next chunk of the stream and meters the events it
-// completes. It does not allocate for content deltas.
-func (a *AnthropicSSE) Feed(p []byte) { a.Scanner.Feed(p, a.Meter.Event) }
-
-// Reset readies a for another stream, keeping buffers and clock.
-func (a *AnthropicSSE) Reset() {
-	a.Scanner.Reset()
-	a.Meter.Reset()
-}
+// SetClock sets Now.
+func (m *AnthropicMeter) SetClock(now func() time.Time) { m.Now = now }
 
 // ErrorType reads error.type from an error body
 // ({"type":"error","error":{"type":"overloaded_error","message":"…"}}, and

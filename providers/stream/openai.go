@@ -446,25 +446,9 @@ func (m *OpenAIChatMeter) TextBytes() int64 { return m.textBytes }
 // Reset readies the meter for another response, keeping its clock.
 func (m *OpenAIChatMeter) Reset() { *m = OpenAIChatMeter{Now: m.Now} }
 
-// OpenAIChatSSE meters a raw Chat Completions SSE byte stream: an
-// SSEScanner splitting events for an OpenAIChatMeter. Feed is the onChunk of
-// a Pump. The zero value is ready to use.
-type OpenAIChatSSE struct {
-	// Scanner splits the stream into events.
-	Scanner SSEScanner
-	// Meter meters them.
-	Meter OpenAIChatMeter
-}
+// SetClock sets Now.
+func (m *OpenAIChatMeter) SetClock(now func() time.Time) { m.Now = now }
 
-// Feed scans the next chunk of the stream and meters the events it
-// completes.
-func (a *OpenAIChatSSE) Feed(p []byte) { a.Scanner.Feed(p, a.Meter.Event) }
-
-// Reset readies a for another stream, keeping buffers and clock.
-func (a *OpenAIChatSSE) Reset() {
-	a.Scanner.Reset()
-	a.Meter.Reset()
-}
 
 // MaxHeldEvent is the largest event an OpenAIChatFilter holds back while
 // deciding its fate; a stream with a larger one is relayed unfiltered from
@@ -911,25 +895,9 @@ func (m *OpenAIResponsesMeter) TextBytes() int64 { return m.textBytes }
 // Reset readies the meter for another response, keeping its clock.
 func (m *OpenAIResponsesMeter) Reset() { *m = OpenAIResponsesMeter{Now: m.Now} }
 
-// OpenAIResponsesSSE meters a raw Responses API SSE byte stream: an
-// SSEScanner splitting events for an OpenAIResponsesMeter. Feed is the
-// onChunk of a Pump. The zero value is ready to use.
-type OpenAIResponsesSSE struct {
-	// Scanner splits the stream into events.
-	Scanner SSEScanner
-	// Meter meters them.
-	Meter OpenAIResponsesMeter
-}
+// SetClock sets Now.
+func (m *OpenAIResponsesMeter) SetClock(now func() time.Time) { m.Now = now }
 
-// Feed scans the next chunk of the stream and meters the events it
-// completes.
-func (a *OpenAIResponsesSSE) Feed(p []byte) { a.Scanner.Feed(p, a.Meter.Event) }
-
-// Reset readies a for another stream, keeping buffers and clock.
-func (a *OpenAIResponsesSSE) Reset() {
-	a.Scanner.Reset()
-	a.Meter.Reset()
-}
 
 // OpenAIEmbeddingsUsage meters an embeddings response body: the top-level
 // usage.prompt_tokens (total_tokens when prompt_tokens is absent) is
