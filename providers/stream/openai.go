@@ -449,7 +449,6 @@ func (m *OpenAIChatMeter) Reset() { *m = OpenAIChatMeter{Now: m.Now} }
 // SetClock sets Now.
 func (m *OpenAIChatMeter) SetClock(now func() time.Time) { m.Now = now }
 
-
 // MaxHeldEvent is the largest event an OpenAIChatFilter holds back while
 // deciding its fate; a stream with a larger one is relayed unfiltered from
 // there on.
@@ -897,7 +896,6 @@ func (m *OpenAIResponsesMeter) Reset() { *m = OpenAIResponsesMeter{Now: m.Now} }
 
 // SetClock sets Now.
 func (m *OpenAIResponsesMeter) SetClock(now func() time.Time) { m.Now = now }
-
 
 // OpenAIEmbeddingsUsage meters an embeddings response body: the top-level
 // usage.prompt_tokens (total_tokens when prompt_tokens is absent) is
