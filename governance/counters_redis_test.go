@@ -388,15 +388,23 @@ func TestRedisSettleIsIdempotent(t *testing.T) {
 		t.Fatalf("settled marker TTL %v", d)
 	}
 
-	// An unchecked ticket (fail-open) touches nothing.
+	// An unchecked ticket (served fail-open, settled once Redis answers)
+	// reserved nothing: its cost is charged once, and renewing it does
+	// nothing.
 	un := &Ticket{ID: "whatever", Unchecked: true, Reservations: tk.Reservations, TokenCharges: tk.TokenCharges}
-	if ch := f.settle(un, redisT0, redisUSD("9"), 9000); ch != nil {
-		t.Fatalf("unchecked settle returned %+v", ch)
-	}
 	if err := f.rc.Renew(f.ctx, []*Ticket{un, nil}, redisT0, time.Minute); err != nil {
 		t.Fatal(err)
 	}
-	f.wantBudget(redisScopeKey, PeriodDay, redisDayStart(redisT0), redisUSD("0.30"), 0, 0)
+	for i := range 2 {
+		ch := f.settle(un, redisT0, redisUSD("9"), 9000)
+		if i == 0 && (len(ch) != 1 || ch[0].After != redisUSD("9.30")) || i == 1 && ch != nil {
+			t.Fatalf("unchecked settle #%d returned %+v", i+1, ch)
+		}
+	}
+	f.wantBudget(redisScopeKey, PeriodDay, redisDayStart(redisT0), redisUSD("9.30"), 0, 0)
+	if ch := f.settle(&Ticket{ID: "nothing", Unchecked: true}, redisT0, redisUSD("9"), 9000); ch != nil {
+		t.Fatalf("unchecked settle of nothing returned %+v", ch)
+	}
 	if ch, err := f.rc.Settle(f.ctx, nil, Settlement{Now: redisT0}); ch != nil || err != nil {
 		t.Fatalf("nil ticket: %v %v", ch, err)
 	}
