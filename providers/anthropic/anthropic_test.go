@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/llmgateway/caddy-llm-gateway/internal/testkit"
 	"github.com/llmgateway/caddy-llm-gateway/providers"
 	"github.com/llmgateway/caddy-llm-gateway/providers/llm"
 	"github.com/llmgateway/caddy-llm-gateway/providers/stream"
@@ -437,50 +438,6 @@ func TestKeyRotation(t *testing.T) {
 	}
 }
 
-// flushRecorder is a ResponseWriter that hands the body written so far to
-// the test at every flush (blocking until the test takes it), and can fail
-// writes from the failAt-th on.
-type flushRecorder struct {
-	header  http.Header
-	status  int
-	body    bytes.Buffer
-	flushes chan string
-	nflush  int
-	writes  int
-	failAt  int
-}
-
-func newFlushRecorder(sync bool) *flushRecorder {
-	r := &flushRecorder{header: http.Header{}}
-	if sync {
-		r.flushes = make(chan string)
-	}
-	return r
-}
-
-func (r *flushRecorder) Header() http.Header { return r.header }
-func (r *flushRecorder) WriteHeader(s int) {
-	if r.status == 0 {
-		r.status = s
-	}
-}
-func (r *flushRecorder) Write(p []byte) (int, error) {
-	r.WriteHeader(200)
-	r.writes++
-	if r.failAt > 0 && r.writes >= r.failAt {
-		return 0, errClientGone
-	}
-	return r.body.Write(p)
-}
-func (r *flushRecorder) Flush() {
-	r.nflush++
-	if r.flushes != nil {
-		r.flushes <- r.body.String()
-	}
-}
-
-var errClientGone = errors.New("write tcp 127.0.0.1:8080->127.0.0.1:50000: write: broken pipe")
-
 func TestRelayStreamFlushesEveryEvent(t *testing.T) {
 	proceed := make([]chan struct{}, len(turnEvents))
 	for i := range proceed {
@@ -513,7 +470,7 @@ func TestRelayStreamFlushesEveryEvent(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	w := newFlushRecorder(true)
+	w := testkit.NewFlushRecorder(true)
 	done := make(chan providers.Result, 1)
 	go func() { done <- p.Relay(w, resp, call) }()
 
@@ -527,7 +484,7 @@ func TestRelayStreamFlushesEveryEvent(t *testing.T) {
 		for {
 			var seen string
 			select {
-			case seen = <-w.flushes:
+			case seen = <-w.Flushes:
 			case <-timeout.C:
 				t.Fatalf("event %d never reached the client", i)
 			}
@@ -546,20 +503,20 @@ func TestRelayStreamFlushesEveryEvent(t *testing.T) {
 	case <-timeout.C:
 		t.Fatal("relay did not end")
 	}
-	if w.body.String() != strings.Join(turnEvents, "") {
+	if w.Body.String() != strings.Join(turnEvents, "") {
 		t.Errorf("client body differs from upstream body")
 	}
-	if res.Usage != turnUsage || res.Status != 200 || res.BytesWritten != int64(w.body.Len()) ||
+	if res.Usage != turnUsage || res.Status != 200 || res.BytesWritten != int64(w.Body.Len()) ||
 		res.UpstreamErr != nil || res.ClientErr != nil || res.ErrorType != "" || !res.FirstToken.Equal(t0) {
 		t.Errorf("result %+v", res)
 	}
-	if w.nflush < len(turnEvents) {
-		t.Errorf("%d flushes for %d events", w.nflush, len(turnEvents))
+	if w.NFlush < len(turnEvents) {
+		t.Errorf("%d flushes for %d events", w.NFlush, len(turnEvents))
 	}
-	if w.status != 200 || w.header.Get("Request-Id") != "req_011CSHoEeqs5C35K2UUqR7Fy" ||
-		w.header.Get("Anthropic-Ratelimit-Tokens-Remaining") != "1999000" || w.header.Get("Set-Cookie") != "" ||
-		w.header.Get("Content-Type") != "text/event-stream; charset=utf-8" || w.header.Get("Content-Length") != "" {
-		t.Errorf("client headers %v (status %d)", w.header, w.status)
+	if w.Status != 200 || w.Header().Get("Request-Id") != "req_011CSHoEeqs5C35K2UUqR7Fy" ||
+		w.Header().Get("Anthropic-Ratelimit-Tokens-Remaining") != "1999000" || w.Header().Get("Set-Cookie") != "" ||
+		w.Header().Get("Content-Type") != "text/event-stream; charset=utf-8" || w.Header().Get("Content-Length") != "" {
+		t.Errorf("client headers %v (status %d)", w.Header(), w.Status)
 	}
 }
 
@@ -626,7 +583,7 @@ func TestRelayUpstreamCut(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			w := newFlushRecorder(false)
+			w := testkit.NewFlushRecorder(false)
 			res := p.Relay(w, resp, call)
 			if res.UpstreamErr == nil || res.ClientErr != nil {
 				t.Fatalf("UpstreamErr %v ClientErr %v, want a cut", res.UpstreamErr, res.ClientErr)
@@ -634,8 +591,8 @@ func TestRelayUpstreamCut(t *testing.T) {
 			if res.Usage != tc.want {
 				t.Errorf("usage %+v\nwant  %+v", res.Usage, tc.want)
 			}
-			if w.body.String() != tc.wantBody || res.BytesWritten != int64(len(tc.wantBody)) {
-				t.Errorf("client got %q (%d)", w.body.String(), res.BytesWritten)
+			if w.Body.String() != tc.wantBody || res.BytesWritten != int64(len(tc.wantBody)) {
+				t.Errorf("client got %q (%d)", w.Body.String(), res.BytesWritten)
 			}
 			if res.FirstToken.IsZero() == tc.wantFirst {
 				t.Errorf("FirstToken %v", res.FirstToken)
@@ -679,10 +636,10 @@ func TestRelayClientGone(t *testing.T) {
 			p := newProvider(t, "")
 			body := &eventBody{events: turnEvents}
 			resp := &http.Response{StatusCode: 200, Header: http.Header{"Content-Type": {"text/event-stream"}}, Body: body, ContentLength: -1}
-			w := newFlushRecorder(false)
-			w.failAt = tc.failAt
+			w := testkit.NewFlushRecorder(false)
+			w.FailAt = tc.failAt
 			res := p.Relay(w, resp, messagesCall(claudeCodeHeader()))
-			if !errors.Is(res.ClientErr, errClientGone) || res.UpstreamErr != nil {
+			if !errors.Is(res.ClientErr, testkit.ErrClientGone) || res.UpstreamErr != nil {
 				t.Fatalf("ClientErr %v UpstreamErr %v", res.ClientErr, res.UpstreamErr)
 			}
 			if res.Usage != tc.want {
@@ -691,7 +648,7 @@ func TestRelayClientGone(t *testing.T) {
 			if body.reads != tc.wantReads || !body.closed {
 				t.Errorf("%d upstream reads (want %d), closed %v", body.reads, tc.wantReads, body.closed)
 			}
-			if want := strings.Join(turnEvents[:tc.failAt-1], ""); w.body.String() != want || res.BytesWritten != int64(len(want)) {
+			if want := strings.Join(turnEvents[:tc.failAt-1], ""); w.Body.String() != want || res.BytesWritten != int64(len(want)) {
 				t.Errorf("client got %d bytes, want %d", res.BytesWritten, len(want))
 			}
 		})

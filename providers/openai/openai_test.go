@@ -1,7 +1,6 @@
 package openai
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -15,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/llmgateway/caddy-llm-gateway/internal/testkit"
 	"github.com/llmgateway/caddy-llm-gateway/providers"
 	"github.com/llmgateway/caddy-llm-gateway/providers/llm"
 )
@@ -767,49 +767,6 @@ func TestRelaySurfaces(t *testing.T) {
 	}
 }
 
-// flushRecorder is a ResponseWriter that hands the body written so far to
-// the test at every flush (blocking until the test takes it).
-type flushRecorder struct {
-	header  http.Header
-	status  int
-	body    bytes.Buffer
-	flushes chan string
-	nflush  int
-	writes  int
-	failAt  int
-}
-
-func newFlushRecorder(sync bool) *flushRecorder {
-	r := &flushRecorder{header: http.Header{}}
-	if sync {
-		r.flushes = make(chan string)
-	}
-	return r
-}
-
-func (r *flushRecorder) Header() http.Header { return r.header }
-func (r *flushRecorder) WriteHeader(s int) {
-	if r.status == 0 {
-		r.status = s
-	}
-}
-func (r *flushRecorder) Write(p []byte) (int, error) {
-	r.WriteHeader(200)
-	r.writes++
-	if r.failAt > 0 && r.writes >= r.failAt {
-		return 0, errClientGone
-	}
-	return r.body.Write(p)
-}
-func (r *flushRecorder) Flush() {
-	r.nflush++
-	if r.flushes != nil {
-		r.flushes <- r.body.String()
-	}
-}
-
-var errClientGone = errors.New("write tcp 127.0.0.1:8080->127.0.0.1:50000: write: broken pipe")
-
 // TestRelayFlushesEveryEvent: the upstream sends event i+1 only once the
 // client holds event i (its filtered form for an injected chat stream).
 func TestRelayFlushesEveryEvent(t *testing.T) {
@@ -862,7 +819,7 @@ func TestRelayFlushesEveryEvent(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			w := newFlushRecorder(true)
+			w := testkit.NewFlushRecorder(true)
 			done := make(chan providers.Result, 1)
 			go func() { done <- p.Relay(w, resp, tc.call) }()
 
@@ -874,7 +831,7 @@ func TestRelayFlushesEveryEvent(t *testing.T) {
 				for {
 					var seen string
 					select {
-					case seen = <-w.flushes:
+					case seen = <-w.Flushes:
 					case <-timeout.C:
 						t.Fatalf("event %d never reached the client", i)
 					}
@@ -892,13 +849,13 @@ func TestRelayFlushesEveryEvent(t *testing.T) {
 			for res.Status == 0 {
 				select {
 				case res = <-done:
-				case <-w.flushes:
+				case <-w.Flushes:
 				case <-timeout.C:
 					t.Fatal("relay did not end")
 				}
 			}
-			if w.body.String() != want || res.Usage != wantUsage || res.BytesWritten != int64(len(want)) {
-				t.Fatalf("body %q\nresult %+v", w.body.String(), res)
+			if w.Body.String() != want || res.Usage != wantUsage || res.BytesWritten != int64(len(want)) {
+				t.Fatalf("body %q\nresult %+v", w.Body.String(), res)
 			}
 		})
 	}
@@ -975,7 +932,7 @@ func TestRelayUpstreamCut(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			w := newFlushRecorder(false)
+			w := testkit.NewFlushRecorder(false)
 			res := p.Relay(w, resp, tc.call)
 			if res.UpstreamErr == nil || res.ClientErr != nil {
 				t.Fatalf("UpstreamErr %v ClientErr %v, want a cut", res.UpstreamErr, res.ClientErr)
@@ -983,8 +940,8 @@ func TestRelayUpstreamCut(t *testing.T) {
 			if res.Usage != tc.want {
 				t.Errorf("usage %+v\nwant  %+v", res.Usage, tc.want)
 			}
-			if w.body.String() != tc.wantBody || res.BytesWritten != int64(len(tc.wantBody)) {
-				t.Errorf("client got %q (%d)\nwant %q", w.body.String(), res.BytesWritten, tc.wantBody)
+			if w.Body.String() != tc.wantBody || res.BytesWritten != int64(len(tc.wantBody)) {
+				t.Errorf("client got %q (%d)\nwant %q", w.Body.String(), res.BytesWritten, tc.wantBody)
 			}
 		})
 	}
@@ -1030,10 +987,10 @@ func TestRelayClientGone(t *testing.T) {
 			p := newProvider(t, Config{})
 			body := &eventBody{events: chatEvents(true)}
 			resp := &http.Response{StatusCode: 200, Header: http.Header{"Content-Type": {"text/event-stream"}}, Body: body, ContentLength: -1}
-			w := newFlushRecorder(false)
-			w.failAt = tc.failAt
+			w := testkit.NewFlushRecorder(false)
+			w.FailAt = tc.failAt
 			res := p.Relay(w, resp, chatCall(tc.body, true))
-			if !errors.Is(res.ClientErr, errClientGone) || res.UpstreamErr != nil {
+			if !errors.Is(res.ClientErr, testkit.ErrClientGone) || res.UpstreamErr != nil {
 				t.Fatalf("ClientErr %v UpstreamErr %v", res.ClientErr, res.UpstreamErr)
 			}
 			if res.Usage != tc.want {
@@ -1042,8 +999,8 @@ func TestRelayClientGone(t *testing.T) {
 			if body.reads != tc.wantReads || !body.closed {
 				t.Errorf("%d upstream reads (want %d), closed %v", body.reads, tc.wantReads, body.closed)
 			}
-			if w.body.String() != tc.wantBody || res.BytesWritten != int64(len(tc.wantBody)) {
-				t.Errorf("client got %q (%d)", w.body.String(), res.BytesWritten)
+			if w.Body.String() != tc.wantBody || res.BytesWritten != int64(len(tc.wantBody)) {
+				t.Errorf("client got %q (%d)", w.Body.String(), res.BytesWritten)
 			}
 		})
 	}

@@ -6,17 +6,13 @@ import (
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/sha256"
-	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
-	"encoding/pem"
 	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -24,6 +20,7 @@ import (
 
 	"golang.org/x/oauth2"
 
+	"github.com/llmgateway/caddy-llm-gateway/internal/testkit"
 	"github.com/llmgateway/caddy-llm-gateway/providers/llm"
 )
 
@@ -293,39 +290,17 @@ func (ts *tokenServer) check(r *http.Request) error {
 	return nil
 }
 
-// serviceAccountJSON is a service-account key file whose token_uri is the
+// serviceAccount is a service-account key file whose token_uri is the
 // fake endpoint.
-func (ts *tokenServer) serviceAccountJSON(t testing.TB) []byte {
-	t.Helper()
-	der, err := x509.MarshalPKCS8PrivateKey(ts.key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := json.Marshal(map[string]string{
-		"type":           "service_account",
-		"project_id":     "gw-project",
-		"private_key_id": ts.keyID,
-		"private_key":    string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der})),
-		"client_email":   ts.email,
-		"client_id":      "123456789",
-		"auth_uri":       "https://accounts.google.invalid/o/oauth2/auth",
-		"token_uri":      ts.tokenURL(),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
+func (ts *tokenServer) serviceAccount() testkit.ServiceAccount {
+	return testkit.ServiceAccount{Key: ts.key, KeyID: ts.keyID, Email: ts.email, Project: "gw-project", TokenURI: ts.tokenURL()}
 }
 
-// writeServiceAccount writes serviceAccountJSON to a temporary file.
-func (ts *tokenServer) writeServiceAccount(t testing.TB) string {
-	t.Helper()
-	path := filepath.Join(t.TempDir(), "sa.json")
-	if err := os.WriteFile(path, ts.serviceAccountJSON(t), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return path
-}
+// serviceAccountJSON is the key file's contents.
+func (ts *tokenServer) serviceAccountJSON(t testing.TB) []byte { return ts.serviceAccount().JSON(t) }
+
+// writeServiceAccount writes the key file to a temporary file.
+func (ts *tokenServer) writeServiceAccount(t testing.TB) string { return ts.serviceAccount().Write(t) }
 
 // countingTransport counts the requests it carries by host.
 type countingTransport struct {
