@@ -28,13 +28,19 @@ type BodyFields struct {
 	IncludeUsage bool
 	// StreamOptions is the raw "stream_options" value, nil when absent.
 	StreamOptions []byte
+	// Speed is the "speed" member ("fast" asks Anthropic's fast mode), ""
+	// when absent or null.
+	Speed string
+	// InferenceGeo is the "inference_geo" member ("us" asks US-only
+	// inference), "" when absent or null.
+	InferenceGeo string
 }
 
 // GovernedMembers are the top-level members the gateway reads from a
 // request body. Each may appear once: a body naming one twice (after
 // unescaping), or in another letter case, is refused, because the provider
 // may read a different one than the gateway checked.
-var GovernedMembers = [...]string{"model", "max_tokens", "max_completion_tokens", "max_output_tokens", "stream", "stream_options", "n"}
+var GovernedMembers = [...]string{"model", "max_tokens", "max_completion_tokens", "max_output_tokens", "stream", "stream_options", "n", "speed", "inference_geo"}
 
 // MaxModelName is the longest model name a request may carry, in bytes.
 const MaxModelName = 256
@@ -54,7 +60,8 @@ func bodyErr(msg string) error { return &BodyError{Msg: msg} }
 
 // ParseBody validates b as one JSON object (RFC 8259, valid UTF-8, nesting
 // within MaxDepth, nothing after it) and reads its governed members, in one
-// pass with no allocation beyond the model string and an escaped member
+// pass with no allocation beyond the model, speed and inference_geo strings
+// and an escaped member
 // name. Member names are compared after unescaping, as the provider
 // compares them. Errors are *SyntaxError (wrapping ErrBadJSON) for
 // malformed JSON and *BodyError for a governed member that is duplicated or
@@ -147,6 +154,22 @@ func (f *BodyFields) set(g int, val []byte) error {
 	case "stream_options":
 		f.StreamOptions = val
 		f.IncludeUsage = includeUsage(val)
+	case "speed", "inference_geo":
+		if string(val) == "null" {
+			return nil
+		}
+		if val[0] != '"' {
+			return bodyErr(`"` + name + `" must be a string`)
+		}
+		s, err := unquote(val)
+		if err != nil {
+			return err
+		}
+		if name == "speed" {
+			f.Speed = s
+		} else {
+			f.InferenceGeo = s
+		}
 	}
 	return nil
 }

@@ -23,6 +23,10 @@ func TestParseBody(t *testing.T) {
 			want: BodyFields{Model: "gpt-4o", MaxTokens: 5, Stream: true, IncludeUsage: true}},
 		{name: "responses", body: `{"model":"gpt-5","max_output_tokens":7}`, want: BodyFields{Model: "gpt-5", MaxTokens: 7}},
 		{name: "empty object", body: `{}`, want: BodyFields{}},
+		{name: "fast mode, US-only", body: `{"model":"m","speed":"fast","inference_geo":"us"}`, want: BodyFields{Model: "m", Speed: "fast", InferenceGeo: "us"}},
+		{name: "null speed", body: `{"model":"m","speed":null}`, want: BodyFields{Model: "m"}},
+		{name: "speed not string", body: `{"model":"m","speed":1}`, wantErr: true},
+		{name: "duplicate speed", body: `{"model":"m","speed":"standard","sp\u0065ed":"fast"}`, wantErr: true},
 		{name: "backslash before quote", body: `{"a":"x\\","model":"m"}`, want: BodyFields{Model: "m"}},
 		{name: "not object", body: `[1]`, wantErr: true},
 		{name: "truncated", body: `{"model":"m","messages":[{"a":1}`, wantErr: true},
@@ -90,7 +94,8 @@ func TestParseBody(t *testing.T) {
 			if tc.want.N == 0 {
 				tc.want.N = 1
 			}
-			if got.Model != tc.want.Model || got.MaxTokens != tc.want.MaxTokens || got.Stream != tc.want.Stream || got.IncludeUsage != tc.want.IncludeUsage || got.N != tc.want.N {
+			if got.Model != tc.want.Model || got.MaxTokens != tc.want.MaxTokens || got.Stream != tc.want.Stream || got.IncludeUsage != tc.want.IncludeUsage || got.N != tc.want.N ||
+				got.Speed != tc.want.Speed || got.InferenceGeo != tc.want.InferenceGeo {
 				t.Fatalf("got %+v, want %+v", got, tc.want)
 			}
 		})

@@ -17,6 +17,13 @@ type Usage struct {
 	CacheWrite1hTokens int64 `json:"cache_write_1h_tokens"`
 	// WebSearchRequests counts server-side web searches.
 	WebSearchRequests int64 `json:"web_search_requests"`
+	// Speed is the usage object's "speed" ("fast" for Anthropic's fast
+	// mode, "standard" or "" otherwise): fast requests are billed at the
+	// row's fast rates.
+	Speed string `json:"speed,omitempty"`
+	// InferenceGeo is the usage object's "inference_geo" ("us" for US-only
+	// inference, billed at 1.1× every token kind; "global" or "" otherwise).
+	InferenceGeo string `json:"inference_geo,omitempty"`
 	// Complete is true when the provider's final usage report was seen
 	// (a non-streaming body, or a stream that reached its end).
 	Complete bool `json:"complete"`
@@ -104,6 +111,18 @@ func (u Usage) Add(v Usage) Usage {
 	sum.InputEstimated = u.InputEstimated || v.InputEstimated
 	return sum
 }
+
+// Fast reports whether the usage was billed in fast mode.
+func (u Usage) Fast() bool { return u.Speed == SpeedFast }
+
+// USOnly reports whether the usage ran on US-only inference.
+func (u Usage) USOnly() bool { return u.InferenceGeo == GeoUS }
+
+// The values of Usage.Speed and Usage.InferenceGeo that change a price.
+const (
+	SpeedFast = "fast"
+	GeoUS     = "us"
+)
 
 // IsZero reports whether no tokens and no searches were used.
 func (u Usage) IsZero() bool {

@@ -34,6 +34,8 @@ type AnthropicMeter struct {
 	split5m, split1h                        int64
 	webSearch                               int64
 	haveSplit                               bool // a cache_creation split was reported
+	haveCreation                            bool // cache_creation_input_tokens was reported
+	speed, geo                              string
 	final                                   bool // a cumulative output count (message_delta or body) was seen
 	complete                                bool
 	textBytes                               int64
@@ -57,6 +59,8 @@ type anthropicUsage struct {
 	ServerToolUse *struct {
 		WebSearchRequests *int64 `json:"web_search_requests"`
 	} `json:"server_tool_use"`
+	Speed        *string `json:"speed"`
+	InferenceGeo *string `json:"inference_geo"`
 }
 
 // Event meters one Anthropic event: typ is the SSE "event" field and data
@@ -174,6 +178,15 @@ func (m *AnthropicMeter) overlay(raw []byte) (hasOutput bool, err error) {
 	set(&m.input, u.InputTokens)
 	set(&m.output, u.OutputTokens)
 	set(&m.cacheCreation, u.CacheCreationInputTokens)
+	if u.CacheCreationInputTokens != nil && *u.CacheCreationInputTokens >= 0 {
+		m.haveCreation = true
+	}
+	if u.Speed != nil {
+		m.speed = *u.Speed
+	}
+	if u.InferenceGeo != nil {
+		m.geo = *u.InferenceGeo
+	}
 	set(&m.cacheRead, u.CacheReadInputTokens)
 	if cc := u.CacheCreation; cc != nil && (cc.Ephemeral5m != nil || cc.Ephemeral1h != nil) {
 		m.haveSplit = true
@@ -225,7 +238,10 @@ func (m *AnthropicMeter) Body(b []byte) error {
 // Usage returns the usage metered so far. InputTokens are uncached input
 // only. Cache writes without a 5m/1h split are all 5-minute writes; with a
 // split, the split is used and any part of cache_creation_input_tokens it
-// does not cover counts as 5-minute (a split larger than the total wins).
+// does not cover counts as 5-minute. A split larger than
+// cache_creation_input_tokens never bills more than that total: the 1-hour
+// part first, the rest as 5-minute writes. Speed and InferenceGeo are the
+// last non-null values reported.
 //
 // Output is the last cumulative output_tokens once a message_delta (or a
 // body) reported one. Before that — a stream cut after message_start — it
@@ -238,6 +254,8 @@ func (m *AnthropicMeter) Usage() llm.Usage {
 		OutputTokens:      m.output,
 		CacheReadTokens:   m.cacheRead,
 		WebSearchRequests: m.webSearch,
+		Speed:             m.speed,
+		InferenceGeo:      m.geo,
 		Complete:          m.complete,
 	}
 	if m.haveSplit {
@@ -245,6 +263,9 @@ func (m *AnthropicMeter) Usage() llm.Usage {
 		u.CacheWrite5mTokens = m.split5m
 		if rest := m.cacheCreation - m.split5m - m.split1h; rest > 0 {
 			u.CacheWrite5mTokens += rest
+		} else if rest < 0 && m.haveCreation {
+			u.CacheWrite1hTokens = min(m.split1h, m.cacheCreation)
+			u.CacheWrite5mTokens = m.cacheCreation - u.CacheWrite1hTokens
 		}
 	} else {
 		u.CacheWrite5mTokens = m.cacheCreation

@@ -99,13 +99,41 @@ func TestAnthropicMeter(t *testing.T) {
 			stop: "end_turn",
 		},
 		{
-			name: "split larger than total wins",
+			name: "split larger than total is clamped: 1h first, rest 5m",
 			evs: []ev{
 				{"message_start", `{"type":"message_start","message":{"usage":{"input_tokens":5,"cache_creation_input_tokens":100,"cache_creation":{"ephemeral_5m_input_tokens":80,"ephemeral_1h_input_tokens":50},"output_tokens":1}}}`},
 				{"message_delta", messageDelta("end_turn", `{"output_tokens":7}`)},
 				{"message_stop", evMessageStop},
 			},
-			want: llm.Usage{InputTokens: 5, OutputTokens: 7, CacheWrite5mTokens: 80, CacheWrite1hTokens: 50, Complete: true},
+			want: llm.Usage{InputTokens: 5, OutputTokens: 7, CacheWrite5mTokens: 50, CacheWrite1hTokens: 50, Complete: true},
+			stop: "end_turn",
+		},
+		{
+			name: "1h part alone over total is clamped to the total",
+			evs: []ev{
+				{"message_start", `{"type":"message_start","message":{"usage":{"input_tokens":5,"cache_creation_input_tokens":100,"cache_creation":{"ephemeral_5m_input_tokens":30,"ephemeral_1h_input_tokens":150},"output_tokens":1}}}`},
+				{"message_delta", messageDelta("end_turn", `{"output_tokens":7}`)},
+			},
+			want: llm.Usage{InputTokens: 5, OutputTokens: 7, CacheWrite1hTokens: 100},
+			stop: "end_turn",
+		},
+		{
+			name: "split without a total is billed on the split",
+			evs: []ev{
+				{"message_start", `{"type":"message_start","message":{"usage":{"input_tokens":5,"cache_creation":{"ephemeral_5m_input_tokens":30,"ephemeral_1h_input_tokens":20},"output_tokens":1}}}`},
+				{"message_delta", messageDelta("end_turn", `{"output_tokens":7}`)},
+			},
+			want: llm.Usage{InputTokens: 5, OutputTokens: 7, CacheWrite5mTokens: 30, CacheWrite1hTokens: 20},
+			stop: "end_turn",
+		},
+		{
+			name: "fast mode and US-only inference are kept",
+			evs: []ev{
+				{"message_start", `{"type":"message_start","message":{"usage":{"input_tokens":5,"output_tokens":1,"service_tier":"standard","speed":"fast","inference_geo":"us"}}}`},
+				{"message_delta", messageDelta("end_turn", `{"output_tokens":7,"speed":null}`)},
+				{"message_stop", evMessageStop},
+			},
+			want: llm.Usage{InputTokens: 5, OutputTokens: 7, Speed: "fast", InferenceGeo: "us", Complete: true},
 			stop: "end_turn",
 		},
 		{
