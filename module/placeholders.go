@@ -46,7 +46,7 @@ func (x *exchange) publishRequest() {
 	repl.Set(phKey, x.key.Name)
 	repl.Set(phTeam, x.key.TeamName())
 	repl.Set(phCustomer, x.key.CustomerName())
-	repl.Set(phSession, x.r.Header.Get("X-Claude-Code-Session-Id"))
+	repl.Set(phSession, sessionID(x.r))
 	repl.Set(phModel, x.model)
 	repl.Set(phRequestedModel, x.requested)
 	repl.Set(phProvider, x.provider)
@@ -63,4 +63,11 @@ func (x *exchange) publishOutcome(usage llm.Usage, cost governance.Money) {
 	repl.Set(phOutputTokens, strconv.FormatInt(usage.OutputTokens, 10))
 	repl.Set(phCostUSD, cost.String())
 	repl.Set(phRejection, x.rejection)
+}
+
+// sessionID is the Claude Code session the request belongs to
+// (X-Claude-Code-Session-Id, a UUID), bounded and valid UTF-8 like a
+// label value: a client chooses it, and it reaches the ledger and logs.
+func sessionID(r *http.Request) string {
+	return labelValue(r.Header.Get("X-Claude-Code-Session-Id"))
 }

@@ -382,7 +382,7 @@ func (x *exchange) record(status int, usage llm.Usage, cost governance.Money, pr
 		Stream:         x.stream,
 		Usage:          usage,
 		Cost:           cost,
-		SessionID:      x.r.Header.Get("X-Claude-Code-Session-Id"),
+		SessionID:      sessionID(x.r),
 		Duration:       now.Sub(x.start),
 	}
 	x.st.store.ledger.Record(&rec)
