@@ -15,6 +15,9 @@ type RequestEstimate struct {
 	// when it sets none, the key's max_tokens_cap, else the model's largest
 	// output, else DefaultMaxOutput) times the choices it asks for.
 	OutputTokens int64
+	// Speed and InferenceGeo are what the request body asks for ("fast",
+	// "us"): the worst case prices them as the usage would.
+	Speed, InferenceGeo string
 }
 
 // EstimateRequest bounds a request from its body size, its max_tokens (0:
@@ -41,11 +44,11 @@ func EstimateRequest(bodyBytes int, maxTokens, choices, keyCap int64, price *Pri
 // Tokens is the estimate a token rate limit is charged at admission.
 func (e RequestEstimate) Tokens() int64 { return e.InputTokens + e.OutputTokens }
 
-// WorstCase is the estimate's cost at the row's dearest rates (zero for an
-// unpriced model).
+// WorstCase is the estimate's cost at the row's dearest rates for its
+// speed and inference geography (zero for an unpriced model).
 func (e RequestEstimate) WorstCase(price *Price) Money {
 	if price == nil {
 		return 0
 	}
-	return price.WorstCase(e.InputTokens, e.OutputTokens)
+	return price.WorstCaseFor(e.InputTokens, e.OutputTokens, e.Speed, e.InferenceGeo)
 }

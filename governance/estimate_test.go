@@ -26,11 +26,16 @@ func TestEstimateRequest(t *testing.T) {
 			}
 		})
 	}
-	priced := &Price{Input: 3_000_000_000, Output: 15_000_000_000, CacheWrite1h: 6_000_000_000}
+	priced := &Price{Rates: Rates{Input: 3_000_000_000, Output: 15_000_000_000, CacheWrite1h: 6_000_000_000}}
 	one := EstimateRequest(3000, 1000, 1, 0, priced).WorstCase(priced)
 	four := EstimateRequest(3000, 1000, 4, 0, priced).WorstCase(priced)
 	if one <= 0 || four-one != 3*Money(1000*15_000) {
 		t.Fatalf("worst case n=1 %d, n=4 %d: the three extra choices must cost 3×1000 output tokens", one, four)
+	}
+	fast := EstimateRequest(3000, 1000, 1, 0, priced)
+	fast.Speed, fast.InferenceGeo = "fast", "us" // no fast rates: standard, ×1.1
+	if got := fast.WorstCase(priced); got != scale(one, USOnlyMultiplier) {
+		t.Fatalf("US-only worst case %d, want %d", got, scale(one, USOnlyMultiplier))
 	}
 	if EstimateRequest(3000, 1000, 1, 0, nil).WorstCase(nil) != 0 {
 		t.Fatal("an unpriced model's worst case is 0")

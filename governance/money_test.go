@@ -96,7 +96,7 @@ func TestCostExact(t *testing.T) {
 
 func TestCostRounding(t *testing.T) {
 	// $0.0005 per million tokens: half a nano-dollar per token.
-	p := Price{Input: 500, Output: 1500}
+	p := Price{Rates: Rates{Input: 500, Output: 1500}}
 	for _, tc := range []struct {
 		u    llm.Usage
 		want Money
@@ -117,7 +117,7 @@ func TestCostRounding(t *testing.T) {
 }
 
 func TestCostNoOverflow(t *testing.T) {
-	p := Price{Input: 75 * Dollar, Output: 75 * Dollar}
+	p := Price{Rates: Rates{Input: 75 * Dollar, Output: 75 * Dollar}}
 	u := llm.Usage{InputTokens: 1 << 40, OutputTokens: 1 << 40}
 	// (2^40 + 2^40) × 75e9 / 1e6 = 2^41 × 75,000 — well inside int64.
 	want := Money((int64(1) << 41) * 75_000)
@@ -138,10 +138,10 @@ func TestPriceTableLookup(t *testing.T) {
 		{Model: "my-local-model", Input: m(Dollar)},
 		{Model: "claude-haiku-4-5", CacheRead: m(5)},
 	})
-	if p := NewPriceTable([]PriceOverride{{Model: "claude-sonnet-4-5", CacheRead: m(1)}}).Lookup("claude-sonnet-4-5"); p == nil || p.LongContext == nil {
+	if p := NewPriceTable([]PriceOverride{{Model: "claude-sonnet-4-5", CacheRead: m(1)}}).Lookup("claude-sonnet-4-5"); p == nil || len(p.Tiers) != 1 {
 		t.Errorf("cache-only override dropped the long-context tier")
 	}
-	if p := table.Lookup("claude-sonnet-4-5"); p == nil || p.Input != 1 || p.Output != 2 || p.CacheRead != 300_000_000 || p.LongContext != nil {
+	if p := table.Lookup("claude-sonnet-4-5"); p == nil || p.Input != 1 || p.Output != 2 || p.CacheRead != 300_000_000 || p.Tiers != nil {
 		t.Errorf("override by dated id not applied, or did not inherit: %+v", p)
 	}
 	if p := table.Lookup("my-local-model"); p == nil || p.Input != Dollar || p.Output != 0 {
@@ -235,7 +235,7 @@ func TestPriceScaled(t *testing.T) {
 	p := NewPriceTable(nil).Lookup("claude-sonnet-4-5")
 	s := p.Scaled(1_100_000_000) // ×1.1
 	if s.Input != 3_300_000_000 || s.Output != 16_500_000_000 || s.CacheRead != 330_000_000 || s.CacheWrite5m != 4_125_000_000 ||
-		s.LongContext == nil || s.LongContext.Input != 6_600_000_000 || s.LongContextThreshold != 200_000 {
+		len(s.Tiers) != 1 || s.Tiers[0].Input != 6_600_000_000 || s.Tiers[0].Above != 200_000 || p.Tiers[0].Input != 6*Dollar {
 		t.Fatalf("scaled %+v", s)
 	}
 	if p.Scaled(One) != p || p.Input != 3*Dollar {
