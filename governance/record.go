@@ -27,10 +27,36 @@ type Record struct {
 	Usage llm.Usage
 	// Cost is Usage priced.
 	Cost Money
+	// PriceModel and PriceEffectiveFrom name the price row that priced the
+	// request (its model or glob and its effective_from date, YYYY-MM-DD);
+	// both empty when the model was unpriced. The speed and inference
+	// geography it was billed with are Usage.Speed and Usage.InferenceGeo.
+	PriceModel, PriceEffectiveFrom string
 	// SessionID is Claude Code's X-Claude-Code-Session-Id, when sent.
 	SessionID string
 	// Duration is the time from arrival to the last byte.
 	Duration time.Duration
+}
+
+// PriceRow is the price row as "model@effective_from" ("" when unpriced),
+// the price_row group of a usage report.
+func (r *Record) PriceRow() string {
+	if r.PriceModel == "" {
+		return ""
+	}
+	return r.PriceModel + "@" + r.PriceEffectiveFrom
+}
+
+// SetPrice records the row that priced the request (nil: unpriced).
+func (r *Record) SetPrice(p *Price) {
+	r.PriceModel, r.PriceEffectiveFrom = "", ""
+	if p == nil {
+		return
+	}
+	r.PriceModel = p.Model
+	if !p.EffectiveFrom.IsZero() {
+		r.PriceEffectiveFrom = p.EffectiveFrom.UTC().Format(EffectiveDateLayout)
+	}
 }
 
 // Totals are the running sums for one scope.
@@ -57,12 +83,19 @@ const (
 	GroupByModel    GroupBy = "model"
 	GroupByProvider GroupBy = "provider"
 	GroupByDay      GroupBy = "day"
+	// GroupBySpeed groups by the usage's speed ("fast", "standard", "").
+	GroupBySpeed GroupBy = "speed"
+	// GroupByInferenceGeo groups by the usage's inference_geo ("us", …).
+	GroupByInferenceGeo GroupBy = "inference_geo"
+	// GroupByPriceRow groups by the price row, "model@effective_from".
+	GroupByPriceRow GroupBy = "price_row"
 )
 
 // ParseGroupBy validates a grouping name.
 func ParseGroupBy(s string) (GroupBy, bool) {
 	switch g := GroupBy(s); g {
-	case GroupByKey, GroupByTeam, GroupByCustomer, GroupByModel, GroupByProvider, GroupByDay:
+	case GroupByKey, GroupByTeam, GroupByCustomer, GroupByModel, GroupByProvider, GroupByDay,
+		GroupBySpeed, GroupByInferenceGeo, GroupByPriceRow:
 		return g, true
 	}
 	return "", false

@@ -117,6 +117,12 @@ func groupOf(r *Record, q UsageQuery) string {
 		return r.Model
 	case GroupByProvider:
 		return r.Provider
+	case GroupBySpeed:
+		return r.Usage.Speed
+	case GroupByInferenceGeo:
+		return r.Usage.InferenceGeo
+	case GroupByPriceRow:
+		return r.PriceRow()
 	case GroupByDay:
 		loc := q.Location
 		if loc == nil {

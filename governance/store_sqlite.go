@@ -38,7 +38,7 @@ const (
 	sqliteMinBackoff         = 50 * time.Millisecond
 	sqliteMaxBackoff         = 5 * time.Second
 	sqliteMaxConns           = 4
-	sqliteSchemaVersion      = 2
+	sqliteSchemaVersion      = 3
 	bucketSeconds            = int64(SpendBucket / time.Second)
 	bucketNanos              = int64(SpendBucket)
 )
@@ -197,15 +197,25 @@ CREATE INDEX IF NOT EXISTS totals_all_time ON totals (kind, name) WHERE bucket =
 // the request (the provider's usage never arrived).
 const sqliteSchemaV2 = `ALTER TABLE ledger ADD COLUMN input_estimated INTEGER NOT NULL DEFAULT 0;`
 
+// sqliteSchemaV3 records which price row priced each request (its model and
+// effective_from date) and the speed and inference geography it was billed
+// with; rows written before it keep empty values.
+const sqliteSchemaV3 = `
+ALTER TABLE ledger ADD COLUMN price_model          TEXT NOT NULL DEFAULT '';
+ALTER TABLE ledger ADD COLUMN price_effective_from TEXT NOT NULL DEFAULT '';
+ALTER TABLE ledger ADD COLUMN speed                TEXT NOT NULL DEFAULT '';
+ALTER TABLE ledger ADD COLUMN inference_geo        TEXT NOT NULL DEFAULT '';
+`
+
 var sqliteInsertLedger = `INSERT INTO ledger (
 	time_ns, key, team, customer, provider, model, requested_model, surface,
 	status, stream, input_tokens, output_tokens, cache_read_tokens,
 	cache_write_5m_tokens, cache_write_1h_tokens, web_search_requests,
 	cost_nano_usd, complete, output_estimated, session_id, duration_us,
-	input_estimated
+	input_estimated, price_model, price_effective_from, speed, inference_geo
 ) VALUES ` + sqliteLedgerRow
 
-const sqliteLedgerArgs = 22
+const sqliteLedgerArgs = 26
 
 // sqliteLedgerRow is the placeholders of one ledger row.
 var sqliteLedgerRow = "(" + strings.Repeat("?, ", sqliteLedgerArgs-1) + "?)"
@@ -338,7 +348,7 @@ func (s *SQLiteStore) migrate(ctx context.Context) error {
 		return fmt.Errorf("schema version %d is newer than this build understands (%d)", version, sqliteSchemaVersion)
 	}
 	// Migrate step by step: version 0 is a new database.
-	for v, ddl := range []string{sqliteSchemaV1, sqliteSchemaV2}[version:] {
+	for v, ddl := range []string{sqliteSchemaV1, sqliteSchemaV2, sqliteSchemaV3}[version:] {
 		if _, err := tx.ExecContext(ctx, ddl); err != nil {
 			return fmt.Errorf("migrating the schema to version %d: %w", version+v+1, err)
 		}
@@ -623,6 +633,7 @@ func (s *SQLiteStore) ledgerArgs(a []any, r *Record) {
 	a[16], a[17], a[18] = int64(r.Cost), boolInt(u.Complete), boolInt(u.OutputEstimated)
 	a[19], a[20] = r.SessionID, r.Duration.Microseconds()
 	a[21] = boolInt(u.InputEstimated)
+	a[22], a[23], a[24], a[25] = r.PriceModel, r.PriceEffectiveFrom, u.Speed, u.InferenceGeo
 }
 
 func (s *SQLiteStore) aggregate(r *Record) {
@@ -767,6 +778,12 @@ func (s *SQLiteStore) usageByName(ctx context.Context, lo, hi int64, g GroupBy) 
 		col = "model"
 	case GroupByProvider:
 		col = "provider"
+	case GroupBySpeed:
+		col = "speed"
+	case GroupByInferenceGeo:
+		col = "inference_geo"
+	case GroupByPriceRow:
+		col = "CASE price_model WHEN '' THEN '' ELSE price_model || '@' || price_effective_from END"
 	}
 	rs, err := s.db.QueryContext(ctx, `SELECT `+col+`, `+sqliteSums+`
 		FROM ledger WHERE time_ns BETWEEN ? AND ? GROUP BY 1`, lo, hi)
@@ -929,7 +946,8 @@ func (s *SQLiteStore) Records(ctx context.Context, from, to time.Time, limit int
 		provider, model, requested_model, surface, status, stream, input_tokens,
 		output_tokens, cache_read_tokens, cache_write_5m_tokens,
 		cache_write_1h_tokens, web_search_requests, cost_nano_usd, complete,
-		output_estimated, session_id, duration_us, input_estimated
+		output_estimated, session_id, duration_us, input_estimated,
+		price_model, price_effective_from, speed, inference_geo
 		FROM ledger WHERE time_ns BETWEEN ? AND ? ORDER BY time_ns, id LIMIT ?`, lo, hi, limit)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite store: ledger: %w", err)
@@ -944,7 +962,8 @@ func (s *SQLiteStore) Records(ctx context.Context, from, to time.Time, limit int
 			&r.RequestedModel, &r.Surface, &r.Status, &r.Stream, &u.InputTokens,
 			&u.OutputTokens, &u.CacheReadTokens, &u.CacheWrite5mTokens,
 			&u.CacheWrite1hTokens, &u.WebSearchRequests, &r.Cost, &u.Complete,
-			&u.OutputEstimated, &r.SessionID, &durUs, &u.InputEstimated); err != nil {
+			&u.OutputEstimated, &r.SessionID, &durUs, &u.InputEstimated,
+			&r.PriceModel, &r.PriceEffectiveFrom, &u.Speed, &u.InferenceGeo); err != nil {
 			return nil, fmt.Errorf("sqlite store: ledger: %w", err)
 		}
 		r.Time = time.Unix(0, ns).UTC()

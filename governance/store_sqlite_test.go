@@ -964,6 +964,49 @@ func TestSQLiteSchema(t *testing.T) {
 			t.Errorf("new row %+v", rows[1])
 		}
 	})
+	t.Run("version 2 migrated in place", func(t *testing.T) {
+		path := filepath.Join(t.TempDir(), "u.db")
+		db, err := sql.Open("sqlite", path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, q := range []string{sqliteSchemaV1, sqliteSchemaV2, `INSERT INTO ledger (time_ns, key, team, customer, provider, model,
+			requested_model, surface, status, stream, input_tokens, output_tokens, cache_read_tokens,
+			cache_write_5m_tokens, cache_write_1h_tokens, web_search_requests, cost_nano_usd, complete,
+			output_estimated, session_id, duration_us, input_estimated) VALUES (1, 'old', '', '', 'p', 'm', 'm', 's', 200, 0,
+			7, 8, 0, 0, 0, 0, 9, 1, 0, '', 0, 1)`, "PRAGMA user_version = 2"} {
+			if _, err := db.Exec(q); err != nil {
+				t.Fatal(err)
+			}
+		}
+		db.Close()
+		s := openSQLite(t, path, SQLiteOptions{})
+		var version int
+		if err := s.db.QueryRow("PRAGMA user_version").Scan(&version); err != nil || version != 3 {
+			t.Fatalf("user_version %d, %v", version, err)
+		}
+		s.Record(&Record{Time: time.Unix(2, 0), Key: "new", Model: "claude-opus-4-6", PriceModel: "claude-opus-4-6", PriceEffectiveFrom: "2026-02-05",
+			Cost: 780_000_000, Usage: llm.Usage{InputTokens: 1000, OutputTokens: 5000, Speed: "fast", InferenceGeo: "us"}})
+		if err := s.Flush(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		rows, err := s.Records(context.Background(), time.Time{}, time.Time{}, 0)
+		if err != nil || len(rows) != 2 {
+			t.Fatalf("rows %+v, %v", rows, err)
+		}
+		if r := rows[0]; r.Key != "old" || !r.Usage.InputEstimated || r.PriceModel != "" || r.Usage.Speed != "" {
+			t.Errorf("migrated row %+v", r)
+		}
+		if r := rows[1]; r.PriceRow() != "claude-opus-4-6@2026-02-05" || r.Usage.Speed != "fast" || r.Usage.InferenceGeo != "us" {
+			t.Errorf("new row %+v", r)
+		}
+		for g, want := range map[GroupBy][]string{GroupBySpeed: {"", "fast"}, GroupByInferenceGeo: {"", "us"}, GroupByPriceRow: {"", "claude-opus-4-6@2026-02-05"}} {
+			got, err := s.Usage(context.Background(), UsageQuery{GroupBy: g})
+			if err != nil || len(got) != 2 || got[0].Group != want[0] || got[1].Group != want[1] || got[1].Totals.Cost != 780_000_000 {
+				t.Errorf("group by %s: %+v, %v", g, got, err)
+			}
+		}
+	})
 	t.Run("newer version refused", func(t *testing.T) {
 		path := filepath.Join(t.TempDir(), "u.db")
 		db, err := sql.Open("sqlite", path)
