@@ -29,8 +29,9 @@ func (x *exchange) admit(call *llm.Call, mult governance.Money) bool {
 			return true
 		}
 	}
-	price := x.st.registry.Prices.LookupModel(x.requested, x.model)
+	price := x.st.registry.Prices.LookupModelAt(x.requested, x.model, x.start)
 	est := governance.EstimateRequest(len(call.Body), call.MaxTokens, call.Fields.N, x.key.MaxTokensCap, price)
+	est.Speed, est.InferenceGeo = call.Fields.Speed, call.Fields.InferenceGeo
 	var worst governance.Money
 	if billable && price != nil {
 		worst = est.WorstCase(price.Scaled(mult))

@@ -184,6 +184,7 @@ type exchange struct {
 	id        string // the gateway's request id
 	key       *governance.Key
 	start     time.Time
+	price     *governance.Price // the row that priced the response (admission time's)
 	surface   llm.Surface
 	dialect   llm.Dialect
 	requested string
@@ -334,7 +335,10 @@ func (x *exchange) settle(res providers.Result, sent, headers time.Time) {
 		usage = llm.Usage{}
 	}
 	var cost governance.Money
-	price := x.st.registry.Prices.LookupModel(x.requested, x.model)
+	// Priced by the row in force when the request was admitted, even if a
+	// new row took effect while it streamed.
+	price := x.st.registry.Prices.LookupModelAt(x.requested, x.model, x.start)
+	x.price = price
 	if price != nil {
 		if mult, ok := x.st.multipliers[x.provider]; ok {
 			price = price.Scaled(mult)
@@ -385,6 +389,7 @@ func (x *exchange) record(status int, usage llm.Usage, cost governance.Money, pr
 		SessionID:      sessionID(x.r),
 		Duration:       now.Sub(x.start),
 	}
+	rec.SetPrice(x.price)
 	x.st.store.ledger.Record(&rec)
 	x.publishOutcome(usage, cost)
 	x.traceOutcome(usage, cost)
@@ -423,6 +428,15 @@ func (x *exchange) record(status int, usage llm.Usage, cost governance.Money, pr
 		}
 		if usage.WebSearchRequests > 0 {
 			elf.Add(zap.Int64("llm.web_search_requests", usage.WebSearchRequests))
+		}
+		if rec.PriceModel != "" {
+			elf.Add(zap.String("llm.price_row", rec.PriceRow()))
+		}
+		if usage.Speed != "" {
+			elf.Add(zap.String("llm.speed", usage.Speed))
+		}
+		if usage.InferenceGeo != "" {
+			elf.Add(zap.String("llm.inference_geo", usage.InferenceGeo))
 		}
 		if usage.OutputEstimated {
 			elf.Add(zap.Bool("llm.output_estimated", true))
