@@ -3,20 +3,22 @@ package module
 import (
 	"net/http"
 
+	"github.com/llmgateway/caddy-llm-gateway/providers"
 	"github.com/llmgateway/caddy-llm-gateway/providers/bedrock"
 	"github.com/llmgateway/caddy-llm-gateway/providers/llm"
 )
 
 // serveInferenceProfiles answers Claude Code's Bedrock-mode start-up call,
 // GET …/inference-profiles, from the configured Bedrock providers' model
-// ids. It carries no credential, reveals only model ids, and is not
+// ids (every provider that implements providers.InferenceProfileLister).
+// It carries no credential, reveals only model ids, and is not
 // attributed to any key.
 func (st *state) serveInferenceProfiles(w http.ResponseWriter) {
 	var ids []string
 	region := ""
 	seen := map[string]bool{}
 	for _, p := range st.router.Providers() {
-		b, ok := p.(*bedrock.Provider)
+		b, ok := p.(providers.InferenceProfileLister)
 		if !ok {
 			continue
 		}
