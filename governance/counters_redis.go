@@ -63,6 +63,11 @@ type RedisOptions struct {
 	// when the client is built from URL; zero keeps what the URL says or
 	// DefaultRedisTimeout.
 	DialTimeout, ReadTimeout, WriteTimeout time.Duration
+	// Log, when set, receives the client's own log lines about its failed
+	// dials (which the counters also return as errors) instead of standard
+	// error. Other Redis clients in the process keep go-redis's logging
+	// (see routeRedisLogs). Ignored when Client is set.
+	Log func(msg string)
 }
 
 // RedisCounters keeps budgets, reservations and rate limits in Redis so that
@@ -118,6 +123,9 @@ func NewRedisCounters(opts RedisOptions) (*RedisCounters, error) {
 		o.MaxRetries = 1
 	}
 	o.ContextTimeoutEnabled = true
+	if opts.Log != nil {
+		o.Dialer = logDialErrors(redis.NewDialer(o), opts.Log)
+	}
 	r.client = redis.NewClient(o)
 	r.owned = true
 	return r, nil
@@ -756,14 +764,15 @@ func redisInt(v any) (int64, error) {
 	return 0, fmt.Errorf("unexpected value %v", v)
 }
 
+// SetRedisLogger routes the Redis client's own log lines (failed dials and
+// the like, which the counters also return as errors) to log instead of
+// standard error. It affects every Redis client in the process: prefer
+// RedisOptions.Log, which touches only the counters' own client.
+func SetRedisLogger(log func(msg string)) {
+	redis.SetLogger(redisLogger(log))
+}
+
 // redisLogger adapts go-redis's internal logging to a function.
 type redisLogger func(msg string)
 
 func (l redisLogger) Printf(_ context.Context, format string, v ...any) { l(fmt.Sprintf(format, v...)) }
-
-// SetRedisLogger routes the Redis client's own log lines (failed dials and
-// the like, which the counters also return as errors) to log instead of
-// standard error. It affects every Redis client in the process.
-func SetRedisLogger(log func(msg string)) {
-	redis.SetLogger(redisLogger(log))
-}
