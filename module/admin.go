@@ -24,7 +24,10 @@ func init() {
 //	                             spent/reserved/remaining and reset time, spend (never secrets)
 //	GET /llm_gateway/teams       the same for teams
 //	GET /llm_gateway/customers   the same for customers
-//	GET /llm_gateway/usage?group_by=key|team|customer|model|provider|day[&from=…][&to=…]
+//	GET /llm_gateway/usage?group_by=key|team|customer|model|provider|day|speed|inference_geo|price_row[&from=…][&to=…]
+//	GET /llm_gateway/prices[?model=<id>][&all=1][&at=<time>]
+//	                             the price table in force (built-in merged with prices_file
+//	                             and price lines), in the prices-file format
 //
 // from and to are RFC 3339 times or YYYY-MM-DD dates in the gateway's
 // timezone; from is inclusive, to exclusive.
@@ -45,6 +48,7 @@ func (AdminAPI) Routes() []caddy.AdminRoute {
 		{Pattern: "/llm_gateway/teams", Handler: serveEntities(governance.ScopeTeam)},
 		{Pattern: "/llm_gateway/customers", Handler: serveEntities(governance.ScopeCustomer)},
 		{Pattern: "/llm_gateway/usage", Handler: caddy.AdminHandlerFunc(serveUsage)},
+		{Pattern: "/llm_gateway/prices", Handler: caddy.AdminHandlerFunc(servePrices)},
 	}
 }
 
@@ -231,7 +235,7 @@ func serveUsage(w http.ResponseWriter, r *http.Request) error {
 	q := r.URL.Query()
 	groupBy, ok := governance.ParseGroupBy(q.Get("group_by"))
 	if !ok {
-		return caddy.APIError{HTTPStatus: http.StatusBadRequest, Err: fmt.Errorf("group_by must be one of key, team, customer, model, provider, day")}
+		return caddy.APIError{HTTPStatus: http.StatusBadRequest, Err: fmt.Errorf("group_by must be one of key, team, customer, model, provider, day, speed, inference_geo, price_row")}
 	}
 	from, err := parseAdminTime(q.Get("from"), st.location)
 	if err != nil {

@@ -85,7 +85,11 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //			<limits>
 //		}
 //
-//		price <model|glob> [input <usd>] [output <usd>] [cache_write_5m <usd>] [cache_write_1h <usd>] [cache_read <usd>] [web_search <usd>]
+//		prices_file <path>             # an operator's price table (JSON), over the built-in one
+//		price <model|glob> [input <usd>] [output <usd>] [cache_write_5m <usd>] [cache_write_1h <usd>] [cache_read <usd>] [web_search <usd>] [{
+//			fast  input <usd> output <usd> cache_write_5m <usd> cache_write_1h <usd> cache_read <usd>
+//			above <prompt tokens> input <usd> output <usd> cache_write_5m <usd> cache_write_1h <usd> cache_read <usd>
+//		}]
 //		metrics_label <label> header <Header-Name> [max <n>]
 //	}
 //
@@ -100,7 +104,10 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //	expires     <RFC 3339 time>
 //
 // Prices are USD per million tokens (web_search: USD per search); omitted
-// amounts inherit the built-in row for that model.
+// amounts inherit the built-in row for that model. In a price block, fast
+// gives the fast-mode rates and each above line a prompt-size tier (the
+// prompt counts input + cache writes + cache reads); both need all five
+// rates.
 func (g *Gateway) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // directive name
 	if d.NextArg() {
@@ -179,6 +186,15 @@ func (g *Gateway) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return err
 			}
 			g.Keys = append(g.Keys, k)
+		case "prices_file":
+			v, err := oneArg(d)
+			if err != nil {
+				return err
+			}
+			if g.PricesFile != "" {
+				return d.Err("prices_file given twice")
+			}
+			g.PricesFile = v
 		case "price":
 			p, err := parsePrice(d)
 			if err != nil {
@@ -634,13 +650,73 @@ func parsePrice(d *caddyfile.Dispenser) (*PriceConfig, error) {
 		*dst = d.Val()
 		n++
 	}
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		switch d.Val() {
+		case "fast":
+			if p.Fast != nil {
+				return nil, d.Errf("price %s: fast given twice", p.Model)
+			}
+			r, err := parseRates(d, p.Model+" fast")
+			if err != nil {
+				return nil, err
+			}
+			p.Fast = r
+		case "above":
+			if !d.NextArg() {
+				return nil, d.Errf("price %s: above needs a prompt size in tokens", p.Model)
+			}
+			above, err := strconv.ParseInt(d.Val(), 10, 64)
+			if err != nil || above <= 0 {
+				return nil, d.Errf("price %s: above %q: want a positive number of prompt tokens", p.Model, d.Val())
+			}
+			if k := len(p.Tiers); k > 0 && above <= p.Tiers[k-1].Above {
+				return nil, d.Errf("price %s: above %d: tiers go in ascending order", p.Model, above)
+			}
+			r, err := parseRates(d, p.Model+" above "+strconv.FormatInt(above, 10))
+			if err != nil {
+				return nil, err
+			}
+			p.Tiers = append(p.Tiers, &TierConfig{Above: above, RatesConfig: *r})
+		default:
+			return nil, d.Errf("price %s: unknown line %q in the price block (want fast or above)", p.Model, d.Val())
+		}
+		n++
+	}
 	if n == 0 {
 		return nil, d.Errf("price %s: at least one of input, output, cache_write_5m, cache_write_1h, cache_read, web_search is required", p.Model)
 	}
-	if d.NextBlock(d.Nesting()) {
-		return nil, d.Err("price takes no block")
-	}
 	return p, nil
+}
+
+// parseRates reads the five "<kind> <usd>" pairs of a fast or above line;
+// all five are required.
+func parseRates(d *caddyfile.Dispenser, what string) (*RatesConfig, error) {
+	r := &RatesConfig{}
+	fields := map[string]*string{
+		"input": &r.Input, "output": &r.Output, "cache_write_5m": &r.CacheWrite5m,
+		"cache_write_1h": &r.CacheWrite1h, "cache_read": &r.CacheRead,
+	}
+	for d.NextArg() {
+		name := d.Val()
+		dst, ok := fields[name]
+		if !ok {
+			return nil, d.Errf("price %s: unknown rate %q (want input, output, cache_write_5m, cache_write_1h, cache_read)", what, name)
+		}
+		if *dst != "" {
+			return nil, d.Errf("price %s: %s given twice", what, name)
+		}
+		if !d.NextArg() {
+			return nil, d.Errf("price %s: %s needs an amount in USD", what, name)
+		}
+		if _, err := governance.ParseMoney(d.Val()); err != nil {
+			return nil, d.Errf("price %s %s: %v", what, name, err)
+		}
+		*dst = d.Val()
+	}
+	if _, err := r.rates(what); err != nil {
+		return nil, d.Errf("price %v", err)
+	}
+	return r, nil
 }
 
 func parseMetricsLabel(d *caddyfile.Dispenser) (*MetricsLabelConfig, error) {

@@ -50,11 +50,21 @@ const fullGatewayBlock = `llm_gateway {
 	}
 	price claude-sonnet-4-5 input 3 output 15 cache_write_5m 3.75 cache_write_1h 6 cache_read 0.30
 	price my-local-* input 0.1 web_search 0.01
+	price claude-haiku-5-5 cache_read 0.01 {
+		fast input 0.2 output 1 cache_write_5m 0.25 cache_write_1h 0.4 cache_read 0.02
+		above 100000 input 0.5 output 2.5 cache_write_5m 0.625 cache_write_1h 1 cache_read 0.05
+	}
+	prices_file /etc/caddy/prices.json
 	metrics_label project header X-Project
 	metrics_label repo header X-Repo max 20
 	model_label_cap 50
 	unpriced refuse
 }`
+
+// priceAmounts is a price line's model and amounts, comparable.
+func priceAmounts(p PriceConfig) [7]string {
+	return [7]string{p.Model, p.Input, p.Output, p.CacheWrite5m, p.CacheWrite1h, p.CacheRead, p.WebSearch}
+}
 
 func TestUnmarshalCaddyfileFull(t *testing.T) {
 	var g Gateway
@@ -89,8 +99,14 @@ func TestUnmarshalCaddyfileFull(t *testing.T) {
 	if len(g.Keys) != 2 || g.Keys[0].Team != "platform" || g.Keys[0].SecretSHA256 == "" || g.Keys[1].Secret != "{env.BOB_KEY}" || g.Keys[1].Customer != "acme" {
 		t.Errorf("keys = %+v %+v", g.Keys[0], g.Keys[1])
 	}
-	if len(g.Prices) != 2 || *g.Prices[0] != (PriceConfig{Model: "claude-sonnet-4-5", Input: "3", Output: "15", CacheWrite5m: "3.75", CacheWrite1h: "6", CacheRead: "0.30"}) ||
-		*g.Prices[1] != (PriceConfig{Model: "my-local-*", Input: "0.1", WebSearch: "0.01"}) {
+	if g.PricesFile != "/etc/caddy/prices.json" || len(g.Prices) != 3 || g.Prices[2].CacheRead != "0.01" ||
+		*g.Prices[2].Fast != (RatesConfig{Input: "0.2", Output: "1", CacheWrite5m: "0.25", CacheWrite1h: "0.4", CacheRead: "0.02"}) ||
+		len(g.Prices[2].Tiers) != 1 || *g.Prices[2].Tiers[0] != (TierConfig{Above: 100000, RatesConfig: RatesConfig{Input: "0.5", Output: "2.5", CacheWrite5m: "0.625", CacheWrite1h: "1", CacheRead: "0.05"}}) {
+		t.Errorf("price block, prices_file: %q %+v", g.PricesFile, g.Prices[2:])
+	}
+	p0, p1 := *g.Prices[0], *g.Prices[1]
+	if len(g.Prices) != 3 || p0.Tiers != nil || p1.Tiers != nil || priceAmounts(p0) != (priceAmounts(PriceConfig{Model: "claude-sonnet-4-5", Input: "3", Output: "15", CacheWrite5m: "3.75", CacheWrite1h: "6", CacheRead: "0.30"})) ||
+		priceAmounts(p1) != priceAmounts(PriceConfig{Model: "my-local-*", Input: "0.1", WebSearch: "0.01"}) {
 		t.Errorf("prices = %+v %+v", g.Prices[0], g.Prices[1])
 	}
 	if len(g.MetricsLabels) != 2 || *g.MetricsLabels[0] != (MetricsLabelConfig{Name: "project", Header: "X-Project"}) || g.MetricsLabels[1].Max != 20 {
@@ -160,6 +176,11 @@ func TestUnmarshalCaddyfileErrors(t *testing.T) {
 		{"price bad amount", "llm_gateway {\n price m input three\n}", "invalid amount"},
 		{"price too precise", "llm_gateway {\n price m input 0.0000000001\n}", "more than nine decimals"},
 		{"price twice", "llm_gateway {\n price m input 1 input 2\n}", "input given twice"},
+		{"price fast partial", "llm_gateway {\n price m {\n fast input 1 output 2\n }\n}", "cache_write_5m is required"},
+		{"price tier order", "llm_gateway {\n price m {\n above 10 input 1 output 1 cache_write_5m 1 cache_write_1h 1 cache_read 1\n above 5 input 1\n }\n}", "ascending"},
+		{"price tier size", "llm_gateway {\n price m {\n above lots input 1\n }\n}", "positive number of prompt tokens"},
+		{"price block line", "llm_gateway {\n price m {\n slow input 1\n }\n}", `unknown line "slow"`},
+		{"prices_file twice", "llm_gateway {\n prices_file a\n prices_file b\n}", "prices_file given twice"},
 		{"label args", "llm_gateway {\n metrics_label project\n}", "usage: metrics_label"},
 		{"label not header", "llm_gateway {\n metrics_label project cookie X\n}", "want 'header'"},
 		{"label bad name", "llm_gateway {\n metrics_label my-label header X\n}", "not a valid Prometheus label name"},

@@ -10,6 +10,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"os"
 	"strings"
 	"time"
 
@@ -59,8 +60,15 @@ type Gateway struct {
 	Customers []*CustomerConfig `json:"customers,omitempty"`
 	Teams     []*TeamConfig     `json:"teams,omitempty"`
 	Keys      []*KeyConfig      `json:"keys,omitempty"`
-	// Prices override or extend the built-in price table.
+	// Prices override or extend the built-in price table (and PricesFile):
+	// each applies to every row of its model.
 	Prices []*PriceConfig `json:"prices,omitempty"`
+	// PricesFile is an operator's price table in the built-in table's
+	// format (JSON, see docs/budgets.md), read at every provision (so a
+	// `caddy reload` picks up an edit) and laid over the built-in rows: a
+	// row replaces the built-in row of the same model and effective_from,
+	// and adds a version otherwise.
+	PricesFile string `json:"prices_file,omitempty"`
 	// MetricsLabels add request-header values as metric labels.
 	MetricsLabels []*MetricsLabelConfig `json:"metrics_labels,omitempty"`
 	// ModelLabelCap bounds the model label: models named exactly by a price
@@ -260,6 +268,49 @@ type PriceConfig struct {
 	CacheWrite1h string `json:"cache_write_1h,omitempty"`
 	CacheRead    string `json:"cache_read,omitempty"`
 	WebSearch    string `json:"web_search,omitempty"`
+	// Fast replaces the model's fast-mode rates (usage "speed":"fast").
+	Fast *RatesConfig `json:"fast,omitempty"`
+	// Tiers replace the model's prompt-size tiers.
+	Tiers []*TierConfig `json:"tiers,omitempty"`
+}
+
+// RatesConfig is a full set of rates, decimal USD per million tokens; all
+// five are required.
+type RatesConfig struct {
+	Input        string `json:"input"`
+	Output       string `json:"output"`
+	CacheWrite5m string `json:"cache_write_5m"`
+	CacheWrite1h string `json:"cache_write_1h"`
+	CacheRead    string `json:"cache_read"`
+}
+
+// TierConfig is the rates of a request whose prompt (input + cache writes
+// + cache reads) is above Above tokens.
+type TierConfig struct {
+	Above int64 `json:"above"`
+	RatesConfig
+	// Fast is the tier's fast-mode rates.
+	Fast *RatesConfig `json:"fast,omitempty"`
+}
+
+func (r *RatesConfig) rates(what string) (governance.Rates, error) {
+	var out governance.Rates
+	for _, f := range []struct {
+		name string
+		in   string
+		out  *governance.Money
+	}{{"input", r.Input, &out.Input}, {"output", r.Output, &out.Output}, {"cache_write_5m", r.CacheWrite5m, &out.CacheWrite5m},
+		{"cache_write_1h", r.CacheWrite1h, &out.CacheWrite1h}, {"cache_read", r.CacheRead, &out.CacheRead}} {
+		if f.in == "" {
+			return out, fmt.Errorf("%s: %s is required (give all five rates: input, output, cache_write_5m, cache_write_1h, cache_read)", what, f.name)
+		}
+		m, err := governance.ParseMoney(f.in)
+		if err != nil {
+			return out, fmt.Errorf("%s %s: %v", what, f.name, err)
+		}
+		*f.out = m
+	}
+	return out, nil
 }
 
 // MetricsLabelConfig adds a metric label taken from a request header.
@@ -461,7 +512,18 @@ func (g *Gateway) buildRegistry(repl *caddy.Replacer) (*governance.Registry, err
 		}
 		rows = append(rows, row)
 	}
-	reg, err := governance.NewRegistry(customers, teams, keys, governance.NewPriceTable(rows))
+	var fileRows []governance.PriceRow
+	if g.PricesFile != "" {
+		path := repl.ReplaceKnown(g.PricesFile, "")
+		data, err := os.ReadFile(path)
+		if err != nil {
+			return nil, fmt.Errorf("prices_file: %v", err)
+		}
+		if fileRows, err = governance.ParsePrices(path, data); err != nil {
+			return nil, fmt.Errorf("prices_file: %v", err)
+		}
+	}
+	reg, err := governance.NewRegistry(customers, teams, keys, governance.BuildPriceTable(fileRows, rows))
 	if err != nil {
 		return nil, err
 	}
@@ -526,6 +588,32 @@ func (p *PriceConfig) row() (governance.PriceOverride, error) {
 			return o, fmt.Errorf("price %s %s: %v", p.Model, f.name, err)
 		}
 		*f.out = &m
+	}
+	if p.Fast != nil {
+		r, err := p.Fast.rates("price " + p.Model + " fast")
+		if err != nil {
+			return o, err
+		}
+		o.Fast = &r
+	}
+	for i, t := range p.Tiers {
+		if t.Above <= 0 || i > 0 && t.Above <= p.Tiers[i-1].Above {
+			return o, fmt.Errorf("price %s: tier above %d: tiers need positive prompt sizes in ascending order", p.Model, t.Above)
+		}
+		what := fmt.Sprintf("price %s above %d", p.Model, t.Above)
+		r, err := t.RatesConfig.rates(what)
+		if err != nil {
+			return o, err
+		}
+		tier := governance.Tier{Above: t.Above, Rates: r}
+		if t.Fast != nil {
+			f, err := t.Fast.rates(what + " fast")
+			if err != nil {
+				return o, err
+			}
+			tier.Fast = &f
+		}
+		o.Tiers = append(o.Tiers, tier)
 	}
 	return o, nil
 }
