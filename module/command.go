@@ -12,15 +12,22 @@ import (
 func init() {
 	caddycmd.RegisterCommand(caddycmd.Command{
 		Name:  "llm-gateway",
-		Usage: "new-key [--name <key name>] | hash-key <key>",
-		Short: "Manage llm_gateway virtual keys",
-		Long: `Manage llm_gateway virtual keys.
+		Usage: "new-key [--name <key name>] | hash-key <key> | prices [--all] [--json] [--file <prices.json> | --builtin | --address <admin>] [model]",
+		Short: "Manage llm_gateway virtual keys and show prices",
+		Long: `Manage llm_gateway virtual keys and show the price table.
 
 new-key prints a fresh random virtual key and the secret_sha256 line that
 configures it, so the Caddyfile never holds a usable key. Give the key to
 the developer (ANTHROPIC_AUTH_TOKEN) and the key block to the Caddyfile.
 
-hash-key prints the secret_sha256 of an existing key.`,
+hash-key prints the secret_sha256 of an existing key.
+
+prices prints the price table in force (USD per million tokens), or the
+row that prices one model: from the running server's admin API (the
+built-in table merged with its prices_file and price lines), or offline
+from the built-in table merged with --file, which also validates that
+file before a reload. --all adds superseded and future rows; --json prints
+the prices-file format.`,
 		CobraFunc: func(cmd *cobra.Command) {
 			newKey := &cobra.Command{
 				Use:   "new-key",
@@ -50,7 +57,7 @@ hash-key prints the secret_sha256 of an existing key.`,
 					return nil
 				},
 			}
-			cmd.AddCommand(newKey, hashKey)
+			cmd.AddCommand(newKey, hashKey, pricesCommand())
 		},
 	})
 }

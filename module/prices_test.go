@@ -1,6 +1,8 @@
 package module
 
 import (
+	"bytes"
+	"io"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
@@ -9,6 +11,8 @@ import (
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
+	caddycmd "github.com/caddyserver/caddy/v2/cmd"
+	"github.com/spf13/cobra"
 
 	"github.com/llmgateway/caddy-llm-gateway/governance"
 )
@@ -55,5 +59,37 @@ func TestServePricesParameters(t *testing.T) {
 	err := servePrices(rec, httptest.NewRequest("GET", "/llm_gateway/prices?modle=x", nil))
 	if ae, ok := err.(caddy.APIError); !ok || ae.HTTPStatus != 400 {
 		t.Errorf("unknown parameter: %v", err)
+	}
+}
+
+func TestPricesCommand(t *testing.T) {
+	c, ok := caddycmd.Commands()["llm-gateway"]
+	if !ok {
+		t.Fatal("llm-gateway command not registered")
+	}
+	path := filepath.Join(t.TempDir(), "prices.json")
+	if err := os.WriteFile(path, []byte(`{"rows":[{"model":"local-model","effective_from":"2026-01-01","input":"1","output":"2","cache_write_5m":"0","cache_write_1h":"0","cache_read":"0"}]}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	run := func(args ...string) (string, error) {
+		root := &cobra.Command{Use: "llm-gateway"}
+		c.CobraFunc(root)
+		var out bytes.Buffer
+		root.SetOut(&out)
+		root.SetErr(io.Discard)
+		root.SetArgs(args)
+		err := root.Execute()
+		return out.String(), err
+	}
+	out, err := run("prices", "--builtin", "claude-haiku-5-5-20261101")
+	if err != nil || !strings.Contains(out, "claude-haiku-5-5") || !strings.Contains(out, ">100000: 0.5/2.5") || strings.Count(out, "\n") != 2 {
+		t.Errorf("prices haiku 5.5: %v\n%s", err, out)
+	}
+	out, err = run("prices", "--file", path, "--json", "local-model")
+	if err != nil || !strings.Contains(out, `"model": "local-model"`) {
+		t.Errorf("prices --file: %v\n%s", err, out)
+	}
+	if _, err := run("prices", "--builtin", "no-such-model"); err == nil {
+		t.Error("an unpriced model is an error")
 	}
 }
