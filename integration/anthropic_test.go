@@ -139,7 +139,7 @@ func TestAnthropicEndToEnd(t *testing.T) {
 		t.Errorf("requests_total = %v", got)
 	}
 	// The cost counter is exact: 2 × 4,716,000 nano-dollars.
-	if got := metricDelta(before, fams, "llm_gateway_cost_usd_total", labels); got != 2*0.004716 {
+	if got := metricDelta(before, fams, "llm_gateway_cost_usd_total", labels); nanoUSD(got) != 2*mockCostSonnetNano {
 		t.Errorf("cost_usd_total = %v", got)
 	}
 	for typ, want := range map[string]float64{"input": 2 * mockInput, "output": 2 * mockOutput, "cache_read": 2 * mockCacheRead, "cache_write_5m": 2 * mockCacheWrite5m, "cache_write_1h": 2 * mockCacheWrite1h} {

@@ -167,7 +167,7 @@ func checkBudgetOutcome(t *testing.T, g *gateway, m *mockAnthropic, before map[s
 		t.Fatalf("admin budget %+v", b)
 	}
 	fams := g.metrics()
-	if got := metricDelta(before, fams, "llm_gateway_cost_usd_total", map[string]string{"key": "alice"}); int64(got*1e9+0.5) != charged {
+	if got := metricDelta(before, fams, "llm_gateway_cost_usd_total", map[string]string{"key": "alice"}); nanoUSD(got) != charged {
 		t.Fatalf("metric cost %v, ledger %d", got, charged)
 	}
 	spent := metricDelta(before, fams, "llm_gateway_rejections_total", map[string]string{"reason": "budget"})
@@ -176,7 +176,7 @@ func checkBudgetOutcome(t *testing.T, g *gateway, m *mockAnthropic, before map[s
 		t.Fatalf("rejections metric: %v spent + %v held, refused %d", spent, held, refused)
 	}
 	remaining := metricValue(fams, "llm_gateway_budget_remaining_usd", map[string]string{"scope": "key", "name": "alice", "period": "day"})
-	if limit := metricValue(fams, "llm_gateway_budget_limit_usd", map[string]string{"scope": "key", "name": "alice", "period": "day"}); limit != 0.01 {
+	if limit := metricValue(fams, "llm_gateway_budget_limit_usd", map[string]string{"scope": "key", "name": "alice", "period": "day"}); nanoUSD(limit) != 10_000_000 {
 		t.Fatalf("budget limit gauge %v", limit)
 	}
 	if remaining != 0 {

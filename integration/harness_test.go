@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"net/http"
 	"os"
@@ -253,6 +254,11 @@ func metricValue(fams map[string]*dto.MetricFamily, name string, want map[string
 	}
 	return sum
 }
+
+// nanoUSD turns a dollar metric back into the integer nano-dollars it was
+// exported from (a float64 holds them exactly up to $9M), so tests compare
+// exact integers, never floats.
+func nanoUSD(usd float64) int64 { return int64(math.Round(usd * 1e9)) }
 
 // metricDelta is how much a metric grew between two scrapes (metrics are
 // process-wide and outlive each test's Caddy, like they outlive reloads).

@@ -133,6 +133,13 @@ func (m *mockAnthropic) serve(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprintf(w, `{"id":"msg_s","type":"message","role":"assistant","model":%q,"content":[{"type":"text","text":"ok"}],"stop_reason":"end_turn","usage":{"input_tokens":%d,"output_tokens":%d}}`, req.Model, smallInput, smallOutput)
 		return
 	}
+	if !req.Stream && scenario == "fast-us" {
+		// The canonical usage, billed in fast mode with US-only inference.
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprintf(w, `{"id":"msg_fast","type":"message","role":"assistant","model":%q,"content":[{"type":"text","text":"ok"}],"stop_reason":"end_turn","usage":{"input_tokens":%d,"cache_creation_input_tokens":%d,"cache_read_input_tokens":%d,"cache_creation":{"ephemeral_5m_input_tokens":%d,"ephemeral_1h_input_tokens":%d},"output_tokens":%d,"service_tier":"standard","speed":"fast","inference_geo":"us"}}`,
+			req.Model, mockInput, mockCacheWrite5m+mockCacheWrite1h, mockCacheRead, mockCacheWrite5m, mockCacheWrite1h, mockOutput)
+		return
+	}
 	if !req.Stream {
 		w.Header().Set("Content-Type", "application/json")
 		// usage deliberately not last, and a nested "usage" key in content

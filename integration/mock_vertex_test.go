@@ -5,20 +5,18 @@ import (
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/sha256"
-	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/llmgateway/caddy-llm-gateway/internal/testkit"
 )
 
 // mockVertex is Google Vertex AI's Claude endpoints on 127.0.0.1 plus the
@@ -102,39 +100,17 @@ func (m *mockVertex) tokenCount() int {
 	return m.tokenFetches
 }
 
-// serviceAccountJSON is a service-account key file for the mock.
-func (m *mockVertex) serviceAccountJSON(t testing.TB) []byte {
-	t.Helper()
-	der, err := x509.MarshalPKCS8PrivateKey(m.key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := json.Marshal(map[string]string{
-		"type":           "service_account",
-		"project_id":     "mock-project",
-		"private_key_id": m.KeyID,
-		"private_key":    string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der})),
-		"client_email":   m.ClientEmail,
-		"client_id":      "100000000000000000001",
-		"auth_uri":       "https://accounts.google.invalid/o/oauth2/auth",
-		"token_uri":      m.TokenURL(),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
+// serviceAccount is a service-account key file for the mock.
+func (m *mockVertex) serviceAccount() testkit.ServiceAccount {
+	return testkit.ServiceAccount{Key: m.key, KeyID: m.KeyID, Email: m.ClientEmail, Project: "mock-project", TokenURI: m.TokenURL()}
 }
 
-// writeServiceAccount writes the service-account key file to a temporary
-// directory and returns its path (the provider's credentials_file).
-func (m *mockVertex) writeServiceAccount(t testing.TB) string {
-	t.Helper()
-	path := filepath.Join(t.TempDir(), "vertex-service-account.json")
-	if err := os.WriteFile(path, m.serviceAccountJSON(t), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return path
-}
+// serviceAccountJSON is the key file's contents.
+func (m *mockVertex) serviceAccountJSON(t testing.TB) []byte { return m.serviceAccount().JSON(t) }
+
+// writeServiceAccount writes the key file to a temporary directory and
+// returns its path (the provider's credentials_file).
+func (m *mockVertex) writeServiceAccount(t testing.TB) string { return m.serviceAccount().Write(t) }
 
 func writeGoogleError(w http.ResponseWriter, code int, status, msg string) {
 	w.Header().Set("Content-Type", "application/json; charset=UTF-8")

@@ -58,7 +58,7 @@ func TestReloadAndRestartKeepTotals(t *testing.T) {
 	if got := metricDelta(before, fams, "llm_gateway_requests_total", labels); got != 3 {
 		t.Errorf("requests after reload = %v, want 3 (reload must not reset counters)", got)
 	}
-	if got := metricDelta(before, fams, "llm_gateway_cost_usd_total", labels); got < 3*0.004716-1e-12 || got > 3*0.004716+1e-12 {
+	if got := metricDelta(before, fams, "llm_gateway_cost_usd_total", labels); nanoUSD(got) != 3*mockCostSonnetNano {
 		t.Errorf("cost after reload = %v", got)
 	}
 	if k := adminKeys(g)["alice"]; k.Spend.CostNanoUSD != 3*mockCostSonnetNano || k.Spend.Requests != 3 {
