@@ -763,16 +763,3 @@ func redisInt(v any) (int64, error) {
 	}
 	return 0, fmt.Errorf("unexpected value %v", v)
 }
-
-// SetRedisLogger routes the Redis client's own log lines (failed dials and
-// the like, which the counters also return as errors) to log instead of
-// standard error. It affects every Redis client in the process: prefer
-// RedisOptions.Log, which touches only the counters' own client.
-func SetRedisLogger(log func(msg string)) {
-	redis.SetLogger(redisLogger(log))
-}
-
-// redisLogger adapts go-redis's internal logging to a function.
-type redisLogger func(msg string)
-
-func (l redisLogger) Printf(_ context.Context, format string, v ...any) { l(fmt.Sprintf(format, v...)) }

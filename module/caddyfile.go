@@ -1,6 +1,7 @@
 package module
 
 import (
+	"encoding/json"
 	"slices"
 	"strconv"
 	"strings"
@@ -15,6 +16,8 @@ import (
 	"github.com/dustin/go-humanize"
 
 	"github.com/llmgateway/caddy-llm-gateway/governance"
+	mp "github.com/llmgateway/caddy-llm-gateway/module/providers"
+	"github.com/llmgateway/caddy-llm-gateway/module/stores"
 )
 
 func init() {
@@ -35,7 +38,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //		store sqlite [<path>]          # default; path defaults to <data dir>/llm_gateway/usage.db
 //		store memory                   # tests and throwaway set-ups
 //		store redis <url> {            # a fleet: budgets, reservations and rate limits in Redis
-//			ledger   <path>            # this instance's SQLite ledger (default as for sqlite)
+//			ledger   <path>            # this instance's SQLite ledger (default as for sqlite); or ledger <type> <args>
 //			on_error closed|open       # Redis unreachable: refuse (529 overloaded, 503 off the Anthropic shape; default) or serve unchecked
 //			prefix   <prefix>          # Redis key namespace, default llmgw
 //		}
@@ -55,6 +58,8 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //			price_multiplier <x>       # e.g. 1.1 for regional endpoints
 //			transport http { … }       # Caddy's reverse_proxy http transport (pool, TLS, timeouts)
 //
+//			# the family's own lines (each family is a module of its own, see
+//			# module/providers; another family's module adds its type):
 //			# anthropic:  api_key <key> [<key>…] (repeatable, rotated; 401/403 leave the rotation, 429 tries the next)
 //			# bedrock:    region <r>; access_key_id <id> + secret_access_key <s> [session_token <t>]
 //			#             (default: the standard AWS chain) or api_key <bedrock api key>; ping_interval <d>
@@ -151,14 +156,14 @@ func (g *Gateway) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return d.ArgErr()
 			}
 		case "provider":
-			p, err := parseProvider(d)
+			name, raw, err := parseProvider(d)
 			if err != nil {
 				return err
 			}
-			if err := unique("provider", p.Name); err != nil {
+			if err := unique("provider", name); err != nil {
 				return err
 			}
-			g.Providers = append(g.Providers, p)
+			g.ProvidersRaw = append(g.ProvidersRaw, raw)
 		case "customer":
 			c, err := parseCustomer(d)
 			if err != nil {
@@ -297,61 +302,120 @@ func (g *Gateway) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	return nil
 }
 
-// parseStore reads `store sqlite [<path>]`, `store memory` or
-// `store redis <url> [{ ledger <path>; on_error open|closed; prefix <p> }]`;
-// only redis takes a block.
+// parseStore reads the store line. Its type names a store module: a ledger
+// (`store sqlite [<path>]`, `store memory`), whose counters are then in
+// memory, or counters (`store redis <url> { … }`), whose ledger is the
+// block's `ledger [<type>] <args>` line (a bare path is a sqlite file;
+// default: the sqlite ledger). Each module reads its own line.
 func (g *Gateway) parseStore(d *caddyfile.Dispenser) error {
 	if g.Store != nil {
 		return d.Err("store already specified")
 	}
-	if !d.NextArg() {
-		return d.ArgErr()
+	seg := d.NextSegment()
+	head := caddyfile.NewDispenser(seg)
+	head.Next() // store
+	if !head.NextArg() {
+		return head.ArgErr()
 	}
-	s := &StoreConfig{Type: d.Val()}
-	switch s.Type {
-	case "sqlite":
-		if d.NextArg() {
-			s.Path = d.Val()
+	typ := head.Val()
+	s := &StoreConfig{}
+	var err error
+	switch {
+	case hasModule(stores.LedgersNamespace, typ):
+		s.LedgerRaw, err = unmarshalStoreModule(seg, stores.LedgersNamespace, typ)
+	case hasModule(stores.CountersNamespace, typ):
+		var counters, ledger caddyfile.Segment
+		if counters, ledger, err = splitLedgerLine(seg); err != nil {
+			return err
 		}
-	case "memory":
-	case "redis":
-		if !d.NextArg() {
-			return d.Errf("store redis needs a URL, e.g. redis://127.0.0.1:6379/0")
+		if s.CountersRaw, err = unmarshalStoreModule(counters, stores.CountersNamespace, typ); err != nil {
+			return err
 		}
-		s.URL = d.Val()
+		if ledger != nil {
+			s.LedgerRaw, err = parseLedgerLine(ledger)
+		}
 	default:
-		return d.Errf("unknown store type %q (want sqlite, memory or redis)", s.Type)
+		types := append(stores.Types(stores.LedgersNamespace), stores.Types(stores.CountersNamespace)...)
+		slices.Sort(types)
+		return head.Errf("unknown store type %q (want %s)", typ, strings.Join(slices.Compact(types), ", "))
 	}
-	if d.NextArg() {
-		return d.ArgErr()
-	}
-	for nesting := d.Nesting(); d.NextBlock(nesting); {
-		if s.Type != "redis" {
-			return d.Errf("store %s takes no block", s.Type)
-		}
-		var err error
-		switch d.Val() {
-		case "ledger":
-			if s.Path, err = oneArg(d); err != nil {
-				return err
-			}
-		case "on_error":
-			if s.OnError, err = oneArg(d); err != nil {
-				return err
-			}
-			if s.OnError != "open" && s.OnError != "closed" {
-				return d.Errf("on_error: want open or closed, got %q", s.OnError)
-			}
-		case "prefix":
-			if s.Prefix, err = oneArg(d); err != nil {
-				return err
-			}
-		default:
-			return d.Errf("unknown store redis subdirective %q", d.Val())
-		}
+	if err != nil {
+		return err
 	}
 	g.Store = s
 	return nil
+}
+
+func hasModule(namespace, name string) bool {
+	_, err := caddy.GetModule(namespace + "." + name)
+	return err == nil
+}
+
+// splitLedgerLine takes the `ledger` line out of a counters store line's
+// block.
+func splitLedgerLine(seg caddyfile.Segment) (counters, ledger caddyfile.Segment, err error) {
+	d := caddyfile.NewDispenser(seg)
+	d.Next() // store
+	counters = append(counters, d.Token())
+	for d.NextArg() {
+		counters = append(counters, d.Token())
+	}
+	header := len(counters)
+	var body caddyfile.Segment
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		line := d.NextSegment()
+		if line[0].Text != "ledger" {
+			body = append(body, line...)
+			continue
+		}
+		if ledger != nil {
+			return nil, nil, d.Err("ledger already specified")
+		}
+		ledger = line
+	}
+	if len(body) > 0 {
+		// The block's own braces, around the lines the counters read.
+		counters = append(counters, seg[header])
+		counters = append(counters, body...)
+		counters = append(counters, seg[len(seg)-1])
+	}
+	return counters, ledger, nil
+}
+
+// parseLedgerLine reads `ledger <type> [<args>…]`, or `ledger <path>` for
+// a sqlite file.
+func parseLedgerLine(line caddyfile.Segment) (json.RawMessage, error) {
+	d := caddyfile.NewDispenser(line)
+	d.Next() // ledger
+	if !d.NextArg() {
+		return nil, d.ArgErr()
+	}
+	typ := d.Val()
+	if !hasModule(stores.LedgersNamespace, typ) {
+		typ = "sqlite"
+		t := line[0]
+		t.Text = typ
+		line = append(caddyfile.Segment{line[0], t}, line[1:]...)
+	}
+	return unmarshalStoreModule(line, stores.LedgersNamespace, typ)
+}
+
+// unmarshalStoreModule has a store module read its line.
+func unmarshalStoreModule(line caddyfile.Segment, namespace, typ string) (json.RawMessage, error) {
+	d := caddyfile.NewDispenser(line)
+	info, err := caddy.GetModule(namespace + "." + typ)
+	if err != nil {
+		return nil, d.Errf("getting module named '%s.%s': %v", namespace, typ, err)
+	}
+	unm, ok := info.New().(caddyfile.Unmarshaler)
+	if !ok {
+		return nil, d.Errf("module %s cannot be configured from a Caddyfile", info.ID)
+	}
+	if err := unm.UnmarshalCaddyfile(d); err != nil {
+		return nil, err
+	}
+	var warnings []caddyconfig.Warning
+	return caddyconfig.JSONModuleObject(unm, "type", typ, &warnings), nil
 }
 
 // oneName reads the single name argument of a block directive.
@@ -401,126 +465,47 @@ func someArgs(d *caddyfile.Dispenser) ([]string, error) {
 	return args, nil
 }
 
-// providerTypes are the provider families.
-var providerTypes = []string{"anthropic", "bedrock", "vertex", "azure", "openai"}
-
-func parseProvider(d *caddyfile.Dispenser) (*ProviderConfig, error) {
-	name, err := oneName(d)
+// parseProvider reads a `provider <name> { type <family> … }` block: it
+// finds the type, and hands the whole block to that family's module (see
+// module/providers.Config.UnmarshalBlock for the lines every family
+// shares).
+func parseProvider(d *caddyfile.Dispenser) (string, json.RawMessage, error) {
+	seg := d.NextSegment() // d stays on the block's closing brace
+	head := caddyfile.NewDispenser(seg)
+	head.Next() // provider
+	name, err := oneName(head)
 	if err != nil {
-		return nil, err
+		return "", nil, err
 	}
-	p := &ProviderConfig{Name: name}
-	stringFields := map[string]*string{
-		"base_url": &p.BaseURL, "region": &p.Region, "access_key_id": &p.AccessKeyID,
-		"secret_access_key": &p.SecretAccessKey, "session_token": &p.SessionToken, "project": &p.Project,
-		"credentials_file": &p.CredentialsFile, "resource": &p.Resource, "tenant_id": &p.TenantID,
-		"client_id": &p.ClientID, "client_secret": &p.ClientSecret, "token_url": &p.TokenURL,
-		"auth_header": &p.AuthHeader, "api_version": &p.APIVersion, "organization": &p.Organization,
-		"openai_project": &p.OpenAIProject,
-	}
-	for nesting := d.Nesting(); d.NextBlock(nesting); {
-		sub := d.Val()
-		if dst, ok := stringFields[sub]; ok {
-			if *dst, err = oneArg(d); err != nil {
-				return nil, err
-			}
-			if sub == "auth_header" && *dst != "authorization" && *dst != "api-key" {
-				return nil, d.Errf("auth_header: want authorization or api-key, got %q", *dst)
-			}
+	var typ string
+	var fam mp.Family
+	for nesting := head.Nesting(); head.NextBlock(nesting); {
+		if head.Val() != "type" {
+			head.NextSegment() // the line, and its block
 			continue
 		}
-		switch sub {
-		case "type":
-			if p.Type, err = oneArg(d); err != nil {
-				return nil, err
-			}
-			if !slices.Contains(providerTypes, p.Type) {
-				return nil, d.Errf("unknown provider type %q (supported: anthropic, bedrock, vertex, azure, openai)", p.Type)
-			}
-		case "api_key":
-			args, err := someArgs(d)
-			if err != nil {
-				return nil, err
-			}
-			p.APIKeys = append(p.APIKeys, args...)
-		case "models":
-			args, err := someArgs(d)
-			if err != nil {
-				return nil, err
-			}
-			p.Models = append(p.Models, args...)
-		case "model":
-			args := d.RemainingArgs()
-			if len(args) != 2 {
-				return nil, d.Err("usage: model <canonical model glob> <provider model id>")
-			}
-			p.ModelMap = append(p.ModelMap, ModelMapConfig{Match: args[0], ID: args[1]})
-		case "ping_interval":
-			v, err := oneArg(d)
-			if err != nil {
-				return nil, err
-			}
-			dur, err := caddy.ParseDuration(v)
-			if err != nil || dur <= 0 {
-				return nil, d.Errf("ping_interval: invalid duration %q", v)
-			}
-			p.PingInterval = caddy.Duration(dur)
-		case "price_multiplier":
-			if p.PriceMultiplier, err = oneArg(d); err != nil {
-				return nil, err
-			}
-			if m, err := governance.ParseMoney(p.PriceMultiplier); err != nil || m <= 0 {
-				return nil, d.Errf("price_multiplier: want a positive decimal such as 1.1, got %q", p.PriceMultiplier)
-			}
-		case "transport":
-			if p.TransportRaw != nil {
-				return nil, d.Err("transport already specified")
-			}
-			if !d.NextArg() {
-				return nil, d.ArgErr()
-			}
-			modName := d.Val()
-			unm, err := caddyfile.UnmarshalModule(d, "http.reverse_proxy.transport."+modName)
-			if err != nil {
-				return nil, err
-			}
-			var warnings []caddyconfig.Warning
-			p.TransportRaw = caddyconfig.JSONModuleObject(unm, "protocol", modName, &warnings)
-		default:
-			return nil, d.Errf("unknown provider subdirective %q", sub)
+		if typ != "" {
+			return "", nil, head.Errf("provider %s: type already specified", name)
+		}
+		if typ, err = oneArg(head); err != nil {
+			return "", nil, err
+		}
+		if fam, err = mp.Lookup(typ); err != nil {
+			return "", nil, head.Errf("provider %s: %v", name, err)
 		}
 	}
-	if p.Type == "" {
-		return nil, d.Errf("provider %s: type is required", name)
+	if typ == "" {
+		return "", nil, d.Errf("provider %s: type is required", name)
 	}
-	allowed := allowedFields[p.Type]
-	for f := range p.fieldsOf() {
-		if !slices.Contains(allowed, f) {
-			return nil, d.Errf("provider %s: %s does not apply to %s providers", name, f, p.Type)
-		}
+	unm, ok := fam.(caddyfile.Unmarshaler)
+	if !ok {
+		return "", nil, d.Errf("provider %s: the %s family cannot be configured from a Caddyfile", name, typ)
 	}
-	switch p.Type {
-	case "anthropic":
-		if len(p.APIKeys) == 0 {
-			return nil, d.Errf("provider %s: at least one api_key is required", name)
-		}
-	case "bedrock":
-		if p.Region == "" && p.BaseURL == "" {
-			return nil, d.Errf("provider %s: region is required", name)
-		}
-	case "vertex":
-		if p.Project == "" || p.Region == "" {
-			return nil, d.Errf("provider %s: project and region are required", name)
-		}
-	case "azure":
-		if p.Resource == "" && p.BaseURL == "" {
-			return nil, d.Errf("provider %s: resource or base_url is required", name)
-		}
-		if len(p.APIKeys) == 0 && p.ClientID == "" {
-			return nil, d.Errf("provider %s: api_key, or tenant_id, client_id and client_secret, are required", name)
-		}
+	if err := unm.UnmarshalCaddyfile(caddyfile.NewDispenser(seg)); err != nil {
+		return "", nil, err
 	}
-	return p, nil
+	var warnings []caddyconfig.Warning
+	return name, caddyconfig.JSONModuleObject(unm, "type", typ, &warnings), nil
 }
 
 func parseCustomer(d *caddyfile.Dispenser) (*CustomerConfig, error) {

@@ -71,24 +71,28 @@ func TestUnmarshalCaddyfileFull(t *testing.T) {
 	if err := g.UnmarshalCaddyfile(caddyfile.NewTestDispenser(fullGatewayBlock)); err != nil {
 		t.Fatal(err)
 	}
-	if g.Store == nil || g.Store.Type != "sqlite" || g.Store.Path != "/var/lib/llm/usage.db" {
-		t.Errorf("store = %+v", g.Store)
+	if g.Store == nil || g.Store.CountersRaw != nil || !sameJSON(g.Store.LedgerRaw, `{"type":"sqlite","path":"/var/lib/llm/usage.db"}`) {
+		t.Errorf("store = %s %s", g.Store.CountersRaw, g.Store.LedgerRaw)
 	}
 	if g.Timezone != "Europe/Paris" || g.MaxRequestBody != 8_000_000 {
 		t.Errorf("timezone %q max %d", g.Timezone, g.MaxRequestBody)
 	}
-	if len(g.Providers) != 1 {
-		t.Fatalf("providers = %d", len(g.Providers))
+	if len(g.ProvidersRaw) != 1 {
+		t.Fatalf("providers = %d", len(g.ProvidersRaw))
 	}
-	p := g.Providers[0]
+	var p struct {
+		Name, Type, BaseURL string
+		APIKeys, Models     []string
+		Transport           map[string]any
+	}
+	decodeProvider(t, g.ProvidersRaw[0], &p)
 	if p.Name != "anthropic" || p.Type != "anthropic" || p.BaseURL != "https://api.anthropic.com" ||
 		strings.Join(p.APIKeys, ",") != "{env.ANTHROPIC_API_KEY},{env.ANTHROPIC_API_KEY_2},{file./run/secrets/k3}" ||
 		strings.Join(p.Models, ",") != "claude-*,my-*" {
-		t.Errorf("provider = %+v", p)
+		t.Errorf("provider = %s", g.ProvidersRaw[0])
 	}
-	var tr map[string]any
-	if err := json.Unmarshal(p.TransportRaw, &tr); err != nil || tr["protocol"] != "http" || tr["dial_timeout"] == nil {
-		t.Errorf("transport = %s (%v)", p.TransportRaw, err)
+	if p.Transport["protocol"] != "http" || p.Transport["dial_timeout"] == nil {
+		t.Errorf("transport = %v", p.Transport)
 	}
 	if len(g.Customers) != 1 || g.Customers[0].Name != "acme" || g.Customers[0].Models[0] != "claude-*" {
 		t.Errorf("customers = %+v", g.Customers)
@@ -118,18 +122,61 @@ func TestUnmarshalCaddyfileFull(t *testing.T) {
 }
 
 func TestUnmarshalCaddyfileStores(t *testing.T) {
-	for in, want := range map[string]StoreConfig{
-		"llm_gateway {\n store memory\n}":        {Type: "memory"},
-		"llm_gateway {\n store sqlite\n}":        {Type: "sqlite"},
-		"llm_gateway {\n store sqlite ./x.db\n}": {Type: "sqlite", Path: "./x.db"},
+	for in, want := range map[string][2]string{
+		"llm_gateway {\n store memory\n}":                                                 {"", `{"type":"memory"}`},
+		"llm_gateway {\n store sqlite\n}":                                                 {"", `{"type":"sqlite"}`},
+		"llm_gateway {\n store sqlite ./x.db\n}":                                          {"", `{"type":"sqlite","path":"./x.db"}`},
+		"llm_gateway {\n store redis redis://r:6379/0\n}":                                 {`{"type":"redis","url":"redis://r:6379/0"}`, ""},
+		"llm_gateway {\n store redis redis://r {\n ledger ./l.db\n }\n}":                  {`{"type":"redis","url":"redis://r"}`, `{"type":"sqlite","path":"./l.db"}`},
+		"llm_gateway {\n store redis redis://r {\n ledger memory\n prefix p\n }\n}":       {`{"type":"redis","url":"redis://r","prefix":"p"}`, `{"type":"memory"}`},
+		"llm_gateway {\n store redis redis://r {\n prefix p\n ledger sqlite /l.db\n }\n}": {`{"type":"redis","url":"redis://r","prefix":"p"}`, `{"type":"sqlite","path":"/l.db"}`},
 	} {
 		var g Gateway
 		if err := g.UnmarshalCaddyfile(caddyfile.NewTestDispenser(in)); err != nil {
 			t.Fatalf("%q: %v", in, err)
 		}
-		if *g.Store != want {
-			t.Errorf("%q: store %+v", in, g.Store)
+		if !sameJSON(g.Store.CountersRaw, want[0]) || !sameJSON(g.Store.LedgerRaw, want[1]) {
+			t.Errorf("%q: store counters %s ledger %s", in, g.Store.CountersRaw, g.Store.LedgerRaw)
 		}
+	}
+}
+
+// sameJSON compares a JSON value with the one want spells ("" for none).
+func sameJSON(got json.RawMessage, want string) bool {
+	if want == "" {
+		return len(got) == 0
+	}
+	var a, b any
+	if json.Unmarshal(got, &a) != nil || json.Unmarshal([]byte(want), &b) != nil {
+		return false
+	}
+	return mustJSON(a) == mustJSON(b)
+}
+
+// decodeProvider decodes a provider's JSON into v, whose fields are named
+// like the JSON keys in CamelCase (base_url: BaseURL).
+func decodeProvider(t *testing.T, raw json.RawMessage, v any) {
+	t.Helper()
+	var m map[string]any
+	if err := json.Unmarshal(raw, &m); err != nil {
+		t.Fatal(err)
+	}
+	camel := map[string]any{}
+	for k, val := range m {
+		parts := strings.Split(k, "_")
+		for i, p := range parts {
+			switch p {
+			case "url", "id", "api":
+				parts[i] = strings.ToUpper(p)
+			default:
+				parts[i] = strings.ToUpper(p[:1]) + p[1:]
+			}
+		}
+		camel[strings.Join(parts, "")] = val
+	}
+	b, _ := json.Marshal(camel)
+	if err := json.Unmarshal(b, v); err != nil {
+		t.Fatalf("%s: %v", raw, err)
 	}
 }
 
@@ -153,7 +200,9 @@ func TestUnmarshalCaddyfileErrors(t *testing.T) {
 		{"provider no key", "llm_gateway {\n provider a {\n type anthropic\n }\n}", "at least one api_key"},
 		{"provider api_key empty", "llm_gateway {\n provider a {\n type anthropic\n api_key\n }\n}", "wrong argument count"},
 		{"provider unknown sub", "llm_gateway {\n provider a {\n type anthropic\n api_key k\n zone x\n }\n}", `unknown provider subdirective "zone"`},
-		{"provider field of other type", "llm_gateway {\n provider a {\n type anthropic\n api_key k\n region x\n }\n}", `region does not apply to anthropic providers`},
+		{"provider field of other type", "llm_gateway {\n provider a {\n type anthropic\n api_key k\n region x\n }\n}", `unknown provider subdirective "region" (type anthropic)`},
+		{"provider type twice", "llm_gateway {\n provider a {\n type anthropic\n api_key k\n type openai\n }\n}", "type already specified"},
+		{"provider type late", "llm_gateway {\n provider a {\n api_key k\n transport http {\n dial_timeout 5s\n }\n type gemini\n }\n}", `unknown provider type "gemini" (supported: anthropic, azure, bedrock, openai, vertex)`},
 		{"provider base_url args", "llm_gateway {\n provider a {\n type anthropic\n api_key k\n base_url a b\n }\n}", "wrong argument count"},
 		{"provider models empty", "llm_gateway {\n provider a {\n type anthropic\n api_key k\n models\n }\n}", "wrong argument count"},
 		{"provider twice", "llm_gateway {\n" + prov + prov + "}", `provider "a" defined twice`},
@@ -387,8 +436,9 @@ func TestUnmarshalCaddyfileLimits(t *testing.T) {
 	if err := g.UnmarshalCaddyfile(caddyfile.NewTestDispenser(in)); err != nil {
 		t.Fatal(err)
 	}
-	if *g.Store != (StoreConfig{Type: "redis", URL: "{env.REDIS_URL}", Path: "/var/lib/llm/ledger.db", OnError: "open", Prefix: "team-a"}) {
-		t.Errorf("store %+v", g.Store)
+	if !sameJSON(g.Store.CountersRaw, `{"type":"redis","url":"{env.REDIS_URL}","on_error":"open","prefix":"team-a"}`) ||
+		!sameJSON(g.Store.LedgerRaw, `{"type":"sqlite","path":"/var/lib/llm/ledger.db"}`) {
+		t.Errorf("store %s %s", g.Store.CountersRaw, g.Store.LedgerRaw)
 	}
 	if g.BudgetWarn != 80 || time.Duration(g.ReservationLease) != 90*time.Second || !g.CountCacheReads {
 		t.Errorf("top level: warn %d lease %v cache reads %v", g.BudgetWarn, g.ReservationLease, g.CountCacheReads)
@@ -439,6 +489,9 @@ func TestUnmarshalCaddyfileLimitErrors(t *testing.T) {
 		{"redis on_error", "llm_gateway {\n store redis redis://r {\n on_error maybe\n }\n}", "want open or closed"},
 		{"redis unknown sub", "llm_gateway {\n store redis redis://r {\n pool 5\n }\n}", `unknown store redis subdirective "pool"`},
 		{"sqlite block", "llm_gateway {\n store sqlite x.db {\n ledger y\n }\n}", "takes no block"},
+		{"redis ledger twice", "llm_gateway {\n store redis redis://r {\n ledger a\n ledger b\n }\n}", "ledger already specified"},
+		{"redis ledger empty", "llm_gateway {\n store redis redis://r {\n ledger\n }\n}", "wrong argument count"},
+		{"redis ledger args", "llm_gateway {\n store redis redis://r {\n ledger sqlite a b\n }\n}", "wrong argument count"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var g Gateway
@@ -497,20 +550,33 @@ func TestUnmarshalCaddyfileProvidersAndRoutes(t *testing.T) {
 	if err := g.UnmarshalCaddyfile(caddyfile.NewTestDispenser(in)); err != nil {
 		t.Fatal(err)
 	}
-	b := g.Providers[0]
-	if b.Region != "us-east-1" || b.AccessKeyID != "{env.AK}" || b.SessionToken != "{env.ST}" || len(b.ModelMap) != 2 ||
+	type modelLine struct{ Match, ID string }
+	var b struct {
+		Type, Region, AccessKeyID, SessionToken, PriceMultiplier string
+		ModelMap                                                 []modelLine
+		PingInterval                                             time.Duration
+	}
+	decodeProvider(t, g.ProvidersRaw[0], &b)
+	if b.Type != "bedrock" || b.Region != "us-east-1" || b.AccessKeyID != "{env.AK}" || b.SessionToken != "{env.ST}" || len(b.ModelMap) != 2 ||
 		b.ModelMap[1].ID != "arn:aws:bedrock:us-east-1:123456789012:inference-profile/us.anthropic.claude-haiku-4-5-20251001-v1:0" ||
-		time.Duration(b.PingInterval) != 5*time.Second || b.PriceMultiplier != "1.1" {
-		t.Errorf("bedrock %+v", b)
+		b.PingInterval != 5*time.Second || b.PriceMultiplier != "1.1" {
+		t.Errorf("bedrock %s", g.ProvidersRaw[0])
 	}
-	if v := g.Providers[1]; v.Project != "p1" || v.Region != "global" || v.CredentialsFile != "/etc/sa.json" {
-		t.Errorf("vertex %+v", v)
+	var v struct{ Type, Project, Region, CredentialsFile string }
+	if decodeProvider(t, g.ProvidersRaw[1], &v); v.Type != "vertex" || v.Project != "p1" || v.Region != "global" || v.CredentialsFile != "/etc/sa.json" {
+		t.Errorf("vertex %s", g.ProvidersRaw[1])
 	}
-	if a := g.Providers[2]; a.Resource != "res1" || a.ClientSecret != "{env.CS}" || a.TokenURL == "" {
-		t.Errorf("azure %+v", a)
+	var a struct{ Type, Resource, ClientSecret, TokenURL string }
+	if decodeProvider(t, g.ProvidersRaw[2], &a); a.Type != "azure" || a.Resource != "res1" || a.ClientSecret != "{env.CS}" || a.TokenURL == "" {
+		t.Errorf("azure %s", g.ProvidersRaw[2])
 	}
-	if o := g.Providers[3]; o.AuthHeader != "api-key" || o.APIVersion != "2024-10-21" || o.OpenAIProject != "proj1" || o.ModelMap[0] != (ModelMapConfig{"gpt-4o", "my-deployment"}) {
-		t.Errorf("openai %+v", o)
+	var o struct {
+		Type, AuthHeader, APIVersion, OpenaiProject string
+		ModelMap                                    []modelLine
+	}
+	if decodeProvider(t, g.ProvidersRaw[3], &o); o.Type != "openai" || o.AuthHeader != "api-key" || o.APIVersion != "2024-10-21" || o.OpenaiProject != "proj1" ||
+		len(o.ModelMap) != 1 || o.ModelMap[0] != (modelLine{"gpt-4o", "my-deployment"}) {
+		t.Errorf("openai %s", g.ProvidersRaw[3])
 	}
 	if len(g.Routes) != 2 || g.Routes[0].Match != "claude-sonnet-*" || strings.Join(g.Routes[0].Providers, ",") != "bedrock,vertex" ||
 		g.Aliases["sonnet"] != "claude-sonnet-4-5" || g.FailAfter != 5 || time.Duration(g.Cooldown) != time.Minute {
@@ -525,7 +591,10 @@ func TestUnmarshalCaddyfileProviderErrors(t *testing.T) {
 		{"azure no resource", "llm_gateway {\n provider a {\n type azure\n api_key k\n }\n}", "resource or base_url is required"},
 		{"azure no auth", "llm_gateway {\n provider a {\n type azure\n resource r\n }\n}", "api_key, or tenant_id"},
 		{"vertex api_key", "llm_gateway {\n provider v {\n type vertex\n project p\n region r\n api_key k\n }\n}", "api_key does not apply to vertex providers"},
-		{"openai region", "llm_gateway {\n provider o {\n type openai\n region r\n }\n}", "region does not apply to openai providers"},
+		{"openai region", "llm_gateway {\n provider o {\n type openai\n region r\n }\n}", `unknown provider subdirective "region" (type openai)`},
+		{"anthropic model", "llm_gateway {\n provider a {\n type anthropic\n api_key k\n model a b\n }\n}", "model does not apply to anthropic providers"},
+		{"bedrock two keys", "llm_gateway {\n provider b {\n type bedrock\n region r\n api_key a b\n }\n}", "one api_key"},
+		{"bedrock half credentials", "llm_gateway {\n provider b {\n type bedrock\n region r\n access_key_id a\n }\n}", "access_key_id and secret_access_key go together"},
 		{"model args", "llm_gateway {\n provider b {\n type bedrock\n region r\n model onlyone\n }\n}", "usage: model"},
 		{"ping", "llm_gateway {\n provider b {\n type bedrock\n region r\n ping_interval soon\n }\n}", "ping_interval: invalid duration"},
 		{"multiplier", "llm_gateway {\n provider b {\n type bedrock\n region r\n price_multiplier x\n }\n}", "price_multiplier"},

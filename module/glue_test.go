@@ -1,13 +1,14 @@
 package module
 
 import (
+	"context"
 	"encoding/json"
-
-	"github.com/caddyserver/caddy/v2"
 	"net/http"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/caddyserver/caddy/v2"
 )
 
 func TestCredential(t *testing.T) {
@@ -47,42 +48,45 @@ func TestWithTransportDefaults(t *testing.T) {
 	}
 }
 
-func TestResolveStore(t *testing.T) {
+func TestLoadStore(t *testing.T) {
 	abs, _ := filepath.Abs("x.db")
-	repl := caddy.NewReplacer()
 	t.Setenv("LLMGW_TEST_REDIS", "redis://:hunter2@127.0.0.1:6390/2")
+	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
+	defer cancel()
 	for _, tc := range []struct {
-		in       *StoreConfig
-		key      string
-		failOpen bool
-		err      string
+		counters, ledger string
+		key, desc        string
+		failOpen         bool
+		err              string
 	}{
-		{&StoreConfig{Type: "memory"}, "memory", false, ""},
-		{&StoreConfig{Type: "sqlite", Path: "x.db"}, "sqlite:" + abs, false, ""},
-		{&StoreConfig{Type: "redis", URL: "{env.LLMGW_TEST_REDIS}", Path: "x.db", OnError: "open"}, "redis:redis://:hunter2@127.0.0.1:6390/2|llmgw|" + abs, true, ""},
-		{&StoreConfig{Type: "redis", URL: "redis://r:6379", Path: "x.db", Prefix: "team-a"}, "redis:redis://r:6379|team-a|" + abs, false, ""},
-		{&StoreConfig{Type: "redis"}, "", false, "needs a url"},
-		{&StoreConfig{Type: "redis", URL: "redis://r", OnError: "maybe"}, "", false, "on_error"},
-		{&StoreConfig{Type: "sqlite", URL: "redis://r"}, "", false, "are for store redis"},
-		{&StoreConfig{Type: "mysql"}, "", false, "unknown store type"},
+		{``, `{"type":"memory"}`, "http.handlers.llm_gateway.counters.memory|memory||http.handlers.llm_gateway.ledgers.memory|memory", "memory", false, ""},
+		{``, `{"type":"sqlite","path":"x.db"}`, "http.handlers.llm_gateway.counters.memory|memory||http.handlers.llm_gateway.ledgers.sqlite|" + abs, "sqlite " + abs, false, ""},
+		{`{"type":"redis","url":"{env.LLMGW_TEST_REDIS}","on_error":"open"}`, `{"type":"sqlite","path":"x.db"}`,
+			"http.handlers.llm_gateway.counters.redis|redis://:hunter2@127.0.0.1:6390/2|llmgw||http.handlers.llm_gateway.ledgers.sqlite|" + abs,
+			"redis redis://:xxxxx@127.0.0.1:6390/2 (ledger sqlite " + abs + ")", true, ""},
+		{`{"type":"redis","url":"redis://r:6379","prefix":"team-a"}`, `{"type":"sqlite","path":"x.db"}`,
+			"http.handlers.llm_gateway.counters.redis|redis://r:6379|team-a||http.handlers.llm_gateway.ledgers.sqlite|" + abs, "redis redis://r:6379 (ledger sqlite " + abs + ")", false, ""},
+		{`{"type":"redis"}`, ``, "", "", false, "needs a url"},
+		{`{"type":"redis","url":"{env.LLMGW_TEST_UNSET}"}`, ``, "", "", false, "url:"},
+		{`{"type":"redis","url":"redis://r","on_error":"maybe"}`, ``, "", "", false, `on_error: want open or closed, got "maybe"`},
+		{``, `{"type":"sqlite","url":"redis://r"}`, "", "", false, `unknown field "url"`},
+		{`{"type":"mysql"}`, ``, "", "", false, "unknown module: http.handlers.llm_gateway.counters.mysql"},
 	} {
-		spec, err := resolveStore(tc.in, repl)
+		g := &Gateway{Store: &StoreConfig{CountersRaw: json.RawMessage(tc.counters), LedgerRaw: json.RawMessage(tc.ledger)}}
+		sm, err := g.loadStore(ctx)
 		if tc.err != "" {
 			if err == nil || !strings.Contains(err.Error(), tc.err) {
-				t.Errorf("resolveStore(%+v) err = %v, want %q", tc.in, err, tc.err)
+				t.Errorf("loadStore(%s, %s) err = %v, want %q", tc.counters, tc.ledger, err, tc.err)
 			}
 			continue
 		}
-		if err != nil || spec.key() != tc.key || spec.failOpen != tc.failOpen {
-			t.Errorf("resolveStore(%+v) = %+v (key %q), %v", tc.in, spec, spec.key(), err)
-		}
-		if strings.Contains(spec.describe(), "hunter2") {
-			t.Errorf("describe leaks the password: %s", spec.describe())
+		if err != nil || sm.key() != tc.key || sm.describe() != tc.desc || sm.counters.FailOpen() != tc.failOpen {
+			t.Errorf("loadStore(%s, %s) = key %q, desc %q, fail open %v, %v", tc.counters, tc.ledger, sm.key(), sm.describe(), sm.counters.FailOpen(), err)
 		}
 	}
-	spec, _ := resolveStore(nil, repl)
-	if spec.typ != "sqlite" || !strings.HasSuffix(spec.path, filepath.Join("llm_gateway", "usage.db")) {
-		t.Errorf("default store %+v", spec)
+	sm, err := (&Gateway{}).loadStore(ctx)
+	if err != nil || !strings.HasSuffix(sm.ledger.Key(), filepath.Join("llm_gateway", "usage.db")) || !sm.counters.Restores() {
+		t.Errorf("default store %q %v", sm.key(), err)
 	}
 }
 

@@ -15,6 +15,7 @@ import (
 	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/llmgateway/caddy-llm-gateway/governance"
+	mp "github.com/llmgateway/caddy-llm-gateway/module/providers"
 	"github.com/llmgateway/caddy-llm-gateway/providers/llm"
 )
 
@@ -73,10 +74,8 @@ func TestModelLabelerBounded(t *testing.T) {
 		{Model: "house-model", Input: new(governance.Money)},
 		{Model: "globbed-*", Input: new(governance.Money)},
 	})
-	m := newModelLabeler(prices, (&Gateway{
-		Aliases:   map[string]string{"fast": "local-llama"},
-		Providers: []*ProviderConfig{{ModelMap: []ModelMapConfig{{Match: "mapped-one", ID: "deploy-1"}, {Match: "claude-*", ID: "x"}}}},
-	}).namedModels(), 2)
+	m := newModelLabeler(prices, namedModels(map[string]string{"fast": "local-llama"},
+		[]*mp.Config{{ModelMap: []mp.ModelLine{{Match: "mapped-one", ID: "deploy-1"}, {Match: "claude-*", ID: "x"}}}}), 2)
 	m.set = new(boundedSet)
 	for _, name := range []string{"claude-sonnet-4-5", "house-model", "local-llama", "mapped-one"} {
 		for range 3 {

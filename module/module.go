@@ -19,14 +19,12 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/llmgateway/caddy-llm-gateway/governance"
+	mp "github.com/llmgateway/caddy-llm-gateway/module/providers"
 	"github.com/llmgateway/caddy-llm-gateway/providers/llm"
 )
 
 func init() {
 	caddy.RegisterModule(Gateway{})
-	// The Redis client logs failed dials itself; the gateway already logs
-	// and counts store errors, so keep its lines at debug level.
-	governance.SetRedisLogger(func(msg string) { caddy.Log().Named("llm_gateway.redis").Debug(msg) })
 }
 
 // DefaultMaxRequestBody is Anthropic's own request size limit.
@@ -36,8 +34,8 @@ const DefaultMaxRequestBody = 32 << 20
 // that attributes every request to a virtual key, forwards it to a provider
 // and meters and prices what it used.
 type Gateway struct {
-	// Store keeps usage across reloads and restarts. Default: sqlite in
-	// Caddy's data directory.
+	// Store keeps usage across reloads and restarts. Default: memory
+	// counters over the sqlite ledger in Caddy's data directory.
 	Store *StoreConfig `json:"store,omitempty"`
 	// Timezone is the IANA zone calendar periods and daily reports use.
 	// Default: UTC.
@@ -45,9 +43,10 @@ type Gateway struct {
 	// MaxRequestBody is the largest request body accepted, in bytes; larger
 	// bodies get 413. Default: 32 MiB.
 	MaxRequestBody int64 `json:"max_request_body,omitempty"`
-	// Providers are the upstreams; without a matching route, models go to
-	// the providers that serve them in this order.
-	Providers []*ProviderConfig `json:"providers,omitempty"`
+	// ProvidersRaw are the upstreams, each a provider family module
+	// ({"name": "x", "type": "anthropic", …}); without a matching route,
+	// models go to the providers that serve them in this order.
+	ProvidersRaw []json.RawMessage `json:"providers,omitempty" caddy:"namespace=http.handlers.llm_gateway.providers inline_key=type"`
 	// Routes send model globs to ordered provider lists (fallback order).
 	Routes []*RouteConfig `json:"routes,omitempty"`
 	// Aliases map names clients send ("sonnet") to model ids.
@@ -98,94 +97,17 @@ type Gateway struct {
 	grace    time.Duration // the HTTP app's grace_period
 }
 
-// StoreConfig selects where usage and counters are kept.
+// StoreConfig selects where counters and usage are kept: a counters module
+// and a ledger module (see package module/stores).
 type StoreConfig struct {
-	// Type is "sqlite", "memory" or "redis".
-	Type string `json:"type"`
-	// Path is the SQLite ledger file (sqlite, and the local ledger of
-	// redis). Default: <caddy data dir>/llm_gateway/usage.db.
-	Path string `json:"path,omitempty"`
-	// URL is the Redis server (redis only): redis://[:password@]host:port/db
-	// or rediss:// for TLS. Placeholders such as {env.REDIS_URL} work.
-	URL string `json:"url,omitempty"`
-	// OnError is what happens when Redis cannot be reached: "closed"
-	// (default: refuse requests that have budgets or rate limits, 529
-	// overloaded_error on the Anthropic shape and 503 on the others) or
-	// "open" (serve them unchecked).
-	// Either way an error is logged and llm_gateway_store_errors_total counts it.
-	OnError string `json:"on_error,omitempty"`
-	// Prefix namespaces the Redis keys (default "llmgw"), so several
-	// gateways can share one Redis.
-	Prefix string `json:"prefix,omitempty"`
-}
-
-// ProviderConfig is one upstream. Which fields apply depends on Type; a
-// field set for a type it does not apply to is a configuration error.
-type ProviderConfig struct {
-	// Name is how routes, metrics and logs refer to the provider.
-	Name string `json:"name"`
-	// Type is the API family: anthropic, bedrock, vertex, azure (Microsoft
-	// Foundry) or openai (and OpenAI-compatible servers).
-	Type string `json:"type"`
-	// APIKeys are the provider's keys, rotated per request (anthropic,
-	// azure, openai; bedrock: a Bedrock API key sent as a bearer token).
-	// Placeholders such as {env.ANTHROPIC_API_KEY} or {file./run/key} work.
-	APIKeys []string `json:"api_keys,omitempty"`
-	// BaseURL overrides the family's endpoint (docs/providers.md: each
-	// family follows its official SDK's convention).
-	BaseURL string `json:"base_url,omitempty"`
-	// Models are canonical model globs the provider serves. Empty means
-	// the family's own models: claude-* for anthropic, bedrock, vertex and
-	// azure, every other model for openai (providers.FamilyServes).
-	Models []string `json:"models,omitempty"`
-	// ModelMap maps canonical model globs to the provider's own ids
-	// (Bedrock ids or inference profiles, Vertex ids, deployment names).
-	ModelMap []ModelMapConfig `json:"model_map,omitempty"`
-	// Region is the AWS region (bedrock) or Google Cloud location (vertex).
-	Region string `json:"region,omitempty"`
-	// AccessKeyID, SecretAccessKey and SessionToken are static AWS
-	// credentials (bedrock); without them the standard AWS chain is used.
-	AccessKeyID     string `json:"access_key_id,omitempty"`
-	SecretAccessKey string `json:"secret_access_key,omitempty"`
-	SessionToken    string `json:"session_token,omitempty"`
-	// Project is the Google Cloud project (vertex).
-	Project string `json:"project,omitempty"`
-	// CredentialsFile is a service-account key file (vertex); without it,
-	// Application Default Credentials.
-	CredentialsFile string `json:"credentials_file,omitempty"`
-	// Resource is the Foundry resource name (azure), instead of base_url.
-	Resource string `json:"resource,omitempty"`
-	// TenantID, ClientID, ClientSecret (and TokenURL, for sovereign clouds)
-	// authenticate to Foundry with Entra ID instead of api keys (azure).
-	TenantID     string `json:"tenant_id,omitempty"`
-	ClientID     string `json:"client_id,omitempty"`
-	ClientSecret string `json:"client_secret,omitempty"`
-	TokenURL     string `json:"token_url,omitempty"`
-	// AuthHeader is "authorization" (Bearer, default) or "api-key" (Azure
-	// OpenAI) for openai providers.
-	AuthHeader string `json:"auth_header,omitempty"`
-	// APIVersion is appended as ?api-version= (Azure OpenAI).
-	APIVersion string `json:"api_version,omitempty"`
-	// Organization and OpenAIProject set OpenAI-Organization and
-	// OpenAI-Project (openai).
-	Organization  string `json:"organization,omitempty"`
-	OpenAIProject string `json:"openai_project,omitempty"`
-	// PingInterval is how long a translated stream may stay silent before
-	// the gateway sends a ping (bedrock). Default 10s.
-	PingInterval caddy.Duration `json:"ping_interval,omitempty"`
-	// PriceMultiplier scales every price for requests this provider serves
-	// (decimal, e.g. "1.1" for regional endpoints). Default 1.
-	PriceMultiplier string `json:"price_multiplier,omitempty"`
-	// TransportRaw is a reverse_proxy transport module (http) configuring the
-	// connection pool, TLS, proxies and timeouts. Default: the http
-	// transport with 1024 idle connections per host.
-	TransportRaw json.RawMessage `json:"transport,omitempty" caddy:"namespace=http.reverse_proxy.transport inline_key=protocol"`
-}
-
-// ModelMapConfig maps canonical models matching Match to the provider id ID.
-type ModelMapConfig struct {
-	Match string `json:"match"`
-	ID    string `json:"id"`
+	// CountersRaw keeps budgets, reservations and rate limits:
+	// {"type": "memory"} (default, restored from the ledger) or
+	// {"type": "redis", "url": …, "prefix": …, "on_error": "closed"|"open"}.
+	CountersRaw json.RawMessage `json:"counters,omitempty" caddy:"namespace=http.handlers.llm_gateway.counters inline_key=type"`
+	// LedgerRaw keeps every request's usage record: {"type": "sqlite",
+	// "path": …} (default: <caddy data dir>/llm_gateway/usage.db) or
+	// {"type": "memory"}.
+	LedgerRaw json.RawMessage `json:"ledger,omitempty" caddy:"namespace=http.handlers.llm_gateway.ledgers inline_key=type"`
 }
 
 // RouteConfig routes models matching Match to Providers, in fallback order.
@@ -357,12 +279,12 @@ func (g *Gateway) Provision(ctx caddy.Context) error {
 	if err != nil {
 		return err
 	}
-	router, multipliers, err := g.buildProviders(ctx, repl, m)
+	router, configs, multipliers, err := g.buildProviders(ctx, m)
 	if err != nil {
 		return err
 	}
 
-	spec, err := resolveStore(g.Store, repl)
+	spec, err := g.loadStore(ctx)
 	if err != nil {
 		return err
 	}
@@ -378,7 +300,7 @@ func (g *Gateway) Provision(ctx caddy.Context) error {
 	err = shared.counters.Prepare(pctx, reg.AllLevels(), time.Now(), loc)
 	cancel()
 	if err != nil {
-		if !spec.failOpen {
+		if !spec.counters.FailOpen() {
 			g.logger.Error("preparing budget counters; requests with budgets will be refused until the store answers",
 				zap.String("store", spec.describe()), zap.Error(err))
 		} else {
@@ -387,7 +309,7 @@ func (g *Gateway) Provision(ctx caddy.Context) error {
 		}
 	}
 	labels := newLabelResolver(g.MetricsLabels, m.labelNames[len(baseLabels):])
-	labels.models = newModelLabeler(reg.Prices, g.namedModels(), g.ModelLabelCap)
+	labels.models = newModelLabeler(reg.Prices, namedModels(g.Aliases, configs), g.ModelLabelCap)
 	g.state = &state{
 		registry:        reg,
 		router:          router,
@@ -400,7 +322,7 @@ func (g *Gateway) Provision(ctx caddy.Context) error {
 		lease:           time.Duration(g.ReservationLease),
 		multipliers:     multipliers,
 		countCacheReads: g.CountCacheReads,
-		failOpen:        spec.failOpen,
+		failOpen:        spec.counters.FailOpen(),
 	}
 	if g.state.lease <= 0 {
 		g.state.lease = DefaultReservationLease
@@ -411,7 +333,7 @@ func (g *Gateway) Provision(ctx caddy.Context) error {
 
 // Validate checks what Provision could not.
 func (g *Gateway) Validate() error {
-	if len(g.Providers) == 0 {
+	if len(g.ProvidersRaw) == 0 {
 		return fmt.Errorf("llm_gateway: at least one provider is required")
 	}
 	return nil
@@ -543,18 +465,18 @@ func (g *Gateway) buildRegistry(repl *caddy.Replacer) (*governance.Registry, err
 // namedModels are the canonical model names this configuration names
 // exactly, besides price rows: aliases (both sides) and providers' model
 // lines (both sides). Globs do not name a model.
-func (g *Gateway) namedModels() map[string]bool {
+func namedModels(aliases map[string]string, providers []*mp.Config) map[string]bool {
 	named := map[string]bool{}
 	add := func(m string) {
 		if m != "" && !strings.ContainsAny(m, "*?") {
 			named[llm.CanonicalModel(m)] = true
 		}
 	}
-	for alias, target := range g.Aliases {
+	for alias, target := range aliases {
 		add(alias)
 		add(target)
 	}
-	for _, p := range g.Providers {
+	for _, p := range providers {
 		for _, e := range p.ModelMap {
 			add(e.Match)
 			add(e.ID)
@@ -617,10 +539,6 @@ func (p *PriceConfig) row() (governance.PriceOverride, error) {
 	}
 	return o, nil
 }
-
-// hasPlaceholder reports whether a config value is a placeholder rather
-// than a literal secret.
-func hasPlaceholder(s string) bool { return strings.Contains(s, "{") && strings.Contains(s, "}") }
 
 // Interface guards
 var (

@@ -1,10 +1,8 @@
 package module
 
 import (
-	"context"
+	"encoding/json"
 	"fmt"
-	"net/url"
-	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -13,6 +11,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/llmgateway/caddy-llm-gateway/governance"
+	"github.com/llmgateway/caddy-llm-gateway/module/stores"
 	"github.com/llmgateway/caddy-llm-gateway/providers"
 )
 
@@ -44,9 +43,10 @@ type state struct {
 // same store configuration keeps the same store, counters and all.
 var storePool = caddy.NewUsagePool()
 
-// ledgerPool shares SQLite ledgers by file across stores: a reload that
-// changes the Redis options (prefix, URL, timeouts) makes new counters but
-// keeps writing the one ledger, so its running totals stay whole.
+// ledgerPool shares ledgers by key (a SQLite ledger by file) across stores:
+// a reload that changes the Redis options (prefix, URL, timeouts) makes new
+// counters but keeps writing the one ledger, so its running totals stay
+// whole.
 var ledgerPool = caddy.NewUsagePool()
 
 // sharedStore is the ledger and the counters of one store configuration,
@@ -56,8 +56,7 @@ var ledgerPool = caddy.NewUsagePool()
 type sharedStore struct {
 	ledger   governance.Store
 	counters governance.Counters
-	// ledgerKey is the ledger's key in ledgerPool ("" for a memory store,
-	// whose ledger is its own).
+	// ledgerKey is the ledger's key in ledgerPool.
 	ledgerKey string
 	leases    *leaseTracker
 	refs      atomic.Int64
@@ -114,9 +113,9 @@ func (s *sharedStore) Destruct() error {
 	return nil
 }
 
-// sharedLedger is a SQLite ledger in ledgerPool; the last store using it
-// closes it (committing everything queued).
-type sharedLedger struct{ *governance.SQLiteStore }
+// sharedLedger is a ledger in ledgerPool; the last store using it closes it
+// (committing everything queued).
+type sharedLedger struct{ governance.Store }
 
 // Destruct implements caddy.Destructor.
 func (l sharedLedger) Destruct() error { return l.Close() }
@@ -166,144 +165,113 @@ func (ss *storeSet) busy(ledgerKey string) *sharedStore {
 	return nil
 }
 
-// storeSpec is a store configuration with placeholders resolved.
-type storeSpec struct {
-	typ      string // sqlite, memory, redis
-	path     string // SQLite ledger file (absolute)
-	url      string // Redis URL
-	prefix   string
-	failOpen bool
+// storeModules are a configuration's counters and ledger modules,
+// provisioned.
+type storeModules struct {
+	counters stores.Counters
+	ledger   stores.Ledger
 }
 
-// key identifies the store in the pool. Every option that changes how the
-// store behaves is part of it (on_error is not a store option: it is read
-// from each config), so a reload that changes one gets a store built with
-// it; the Redis URL carries the timeouts (?dial_timeout=…).
-func (s storeSpec) key() string {
-	switch s.typ {
-	case "memory":
-		return "memory"
-	case "redis":
-		return "redis:" + s.url + "|" + s.prefix + "|" + s.path
-	}
-	return "sqlite:" + s.path
+// ledgerKey identifies the ledger in ledgerPool.
+func (s storeModules) ledgerKey() string {
+	return string(s.ledger.CaddyModule().ID) + "|" + s.ledger.Key()
 }
 
-// describe names the store for logs, without credentials.
-func (s storeSpec) describe() string {
-	switch s.typ {
-	case "memory":
-		return "memory"
-	case "redis":
-		u := s.url
-		if parsed, err := url.Parse(u); err == nil {
-			u = parsed.Redacted()
-		}
-		return "redis " + u + " (ledger " + s.path + ")"
-	}
-	return "sqlite " + s.path
+// key identifies the store in the pool: a reload that keeps every option of
+// the counters and of the ledger (the modules' keys) keeps the store; one
+// that changes the counters' options gets counters built with them over the
+// same ledger.
+func (s storeModules) key() string {
+	return string(s.counters.CaddyModule().ID) + "|" + s.counters.Key() + "||" + s.ledgerKey()
 }
 
-// resolveStore validates a store configuration and resolves its
-// placeholders and default paths.
-func resolveStore(c *StoreConfig, repl *caddy.Replacer) (storeSpec, error) {
-	if c == nil {
-		c = &StoreConfig{Type: "sqlite"}
+// describe names the store for logs, without credentials: the ledger alone
+// for in-process counters, which are its totals.
+func (s storeModules) describe() string {
+	if s.counters.Restores() {
+		return s.ledger.String()
 	}
-	spec := storeSpec{typ: c.Type}
-	if spec.typ == "" {
-		spec.typ = "sqlite"
+	return s.counters.String() + " (ledger " + s.ledger.String() + ")"
+}
+
+// Default store modules: in-process counters over the SQLite ledger.
+var (
+	defaultCounters = json.RawMessage(`{"type":"memory"}`)
+	defaultLedger   = json.RawMessage(`{"type":"sqlite"}`)
+)
+
+// loadStore loads the configuration's counters and ledger modules.
+func (g *Gateway) loadStore(ctx caddy.Context) (storeModules, error) {
+	var sm storeModules
+	c := StoreConfig{}
+	if g.Store != nil {
+		c = *g.Store
 	}
-	switch spec.typ {
-	case "memory":
-		return spec, nil
-	case "sqlite", "redis":
-	default:
-		return spec, fmt.Errorf("unknown store type %q (want sqlite, memory or redis)", c.Type)
+	if len(c.CountersRaw) == 0 {
+		c.CountersRaw = defaultCounters
 	}
-	path := c.Path
-	if path == "" {
-		path = filepath.Join(caddy.AppDataDir(), "llm_gateway", "usage.db")
+	if len(c.LedgerRaw) == 0 {
+		c.LedgerRaw = defaultLedger
 	}
-	abs, err := filepath.Abs(path)
+	mod, err := ctx.LoadModule(&c, "CountersRaw")
 	if err != nil {
-		return spec, fmt.Errorf("store ledger path: %v", err)
+		return sm, fmt.Errorf("store counters: %v", err)
 	}
-	spec.path = abs
-	if spec.typ == "redis" {
-		u, err := repl.ReplaceOrErr(c.URL, true, true)
-		if err != nil {
-			return spec, fmt.Errorf("store redis url: %v", err)
-		}
-		if u == "" {
-			return spec, fmt.Errorf("store redis needs a url")
-		}
-		spec.url = u
-		spec.prefix = c.Prefix
-		if spec.prefix == "" {
-			spec.prefix = "llmgw"
-		}
-		switch c.OnError {
-		case "", "closed":
-		case "open":
-			spec.failOpen = true
-		default:
-			return spec, fmt.Errorf("store on_error: want open or closed, got %q", c.OnError)
-		}
-	} else if c.URL != "" || c.OnError != "" || c.Prefix != "" {
-		return spec, fmt.Errorf("store %s: url, on_error and prefix are for store redis", spec.typ)
+	var ok bool
+	if sm.counters, ok = mod.(stores.Counters); !ok {
+		return sm, fmt.Errorf("store counters: module %T does not implement stores.Counters", mod)
 	}
-	return spec, nil
+	if mod, err = ctx.LoadModule(&c, "LedgerRaw"); err != nil {
+		return sm, fmt.Errorf("store ledger: %v", err)
+	}
+	if sm.ledger, ok = mod.(stores.Ledger); !ok {
+		return sm, fmt.Errorf("store ledger: module %T does not implement stores.Ledger", mod)
+	}
+	return sm, nil
 }
 
 // acquireStore loads the store for spec from the pool, opening it on first use.
 //
 // A reload refuses one case, with a message saying why: new in-process
-// counters (store sqlite) restored from a ledger that a store still serving
-// requests will write to after the restore (a reload from store redis to
-// store sqlite on the same file while requests are in flight): their spend
-// would be missing from the new counters until the next restart.
-func acquireStore(spec storeSpec, logger *zap.Logger, m *metrics) (*sharedStore, error) {
+// counters restored from a ledger that a store still serving requests will
+// write to after the restore (a reload from store redis to store sqlite on
+// the same file while requests are in flight): their spend would be missing
+// from the new counters until the next restart.
+func acquireStore(spec storeModules, logger *zap.Logger, m *metrics) (*sharedStore, error) {
 	v, _, err := storePool.LoadOrNew(spec.key(), func() (caddy.Destructor, error) {
-		s := &sharedStore{logger: logger, desc: spec.describe()}
-		switch spec.typ {
-		case "memory":
-			ms := governance.NewMemoryStore()
-			s.ledger = ms
-			s.counters = governance.NewMemoryCounters(restoreFrom(ms))
-		default:
-			if spec.typ == "sqlite" {
-				if other := liveStores.busy(spec.path); other != nil {
-					return nil, fmt.Errorf("store sqlite %s: %d requests admitted under the previous store (%s) are still in flight and will be ledgered in this file after the new budget counters are restored from it; retry the reload once they have finished",
-						spec.path, other.inFlight(), other.desc)
-				}
+		s := &sharedStore{logger: logger, desc: spec.describe(), ledgerKey: spec.ledgerKey()}
+		if spec.counters.Restores() {
+			if other := liveStores.busy(s.ledgerKey); other != nil {
+				return nil, fmt.Errorf("store %s: %d requests admitted under the previous store (%s) are still in flight and will be ledgered in this ledger after the new budget counters are restored from it; retry the reload once they have finished",
+					s.desc, other.inFlight(), other.desc)
 			}
-			lv, _, err := ledgerPool.LoadOrNew(spec.path, func() (caddy.Destructor, error) {
-				ls, err := governance.OpenSQLiteStore(spec.path, governance.SQLiteOptions{
-					OnError: func(err error) {
-						logger.Error("writing usage ledger (will retry)", zap.String("path", spec.path), zap.Error(err))
-					},
-				})
-				if err != nil {
-					return nil, fmt.Errorf("opening sqlite ledger %s: %v", spec.path, err)
-				}
-				return sharedLedger{ls}, nil
-			})
+		}
+		env := stores.Env{
+			Logger: logger,
+			OnSettlementsDropped: func(n int, reason string) {
+				m.settlementsDropped.Add(float64(n))
+				logger.Error("budget store: settlements dropped, their spend will not reach the budget counters",
+					zap.String("store", s.desc), zap.Int("settlements", n), zap.String("reason", reason))
+			},
+			OnSettlementsApplied: func(n int) {
+				logger.Info("budget store answers again: queued settlements applied",
+					zap.String("store", s.desc), zap.Int("settlements", n))
+			},
+		}
+		lv, _, err := ledgerPool.LoadOrNew(s.ledgerKey, func() (caddy.Destructor, error) {
+			l, err := spec.ledger.OpenLedger(env)
 			if err != nil {
 				return nil, err
 			}
-			ls := lv.(sharedLedger).SQLiteStore
-			s.ledger, s.ledgerKey = ls, spec.path
-			if spec.typ == "redis" {
-				rc, err := governance.NewRedisCounters(governance.RedisOptions{URL: spec.url, Prefix: spec.prefix})
-				if err != nil {
-					_, _ = ledgerPool.Delete(spec.path)
-					return nil, fmt.Errorf("store redis: %v", err)
-				}
-				s.counters = queuedCounters(rc, s.desc, logger, m)
-			} else {
-				s.counters = governance.NewMemoryCounters(restoreFrom(ls))
-			}
+			return sharedLedger{l}, nil
+		})
+		if err != nil {
+			return nil, err
+		}
+		s.ledger = lv.(sharedLedger).Store
+		if s.counters, err = spec.counters.OpenCounters(env, s.ledger); err != nil {
+			_, _ = ledgerPool.Delete(s.ledgerKey)
+			return nil, err
 		}
 		s.leases = newLeaseTracker(s, logger, m)
 		s.refs.Store(1)
@@ -315,41 +283,6 @@ func acquireStore(spec storeSpec, logger *zap.Logger, m *metrics) (*sharedStore,
 		return nil, err
 	}
 	return v.(*sharedStore), nil
-}
-
-// queuedCounters wraps Redis counters so that spend they could not take
-// (served unchecked under on_error open, or a settlement that failed) is
-// applied when Redis answers again; drops are logged and counted.
-func queuedCounters(rc *governance.RedisCounters, desc string, logger *zap.Logger, m *metrics) *governance.QueuedCounters {
-	return governance.NewQueuedCounters(rc, governance.QueuedOptions{
-		OnDrop: func(n int, reason string) {
-			m.settlementsDropped.Add(float64(n))
-			logger.Error("budget store: settlements dropped, their spend will not reach the budget counters",
-				zap.String("store", desc), zap.Int("settlements", n), zap.String("reason", reason))
-		},
-		OnApplied: func(n int) {
-			logger.Info("budget store answers again: queued settlements applied",
-				zap.String("store", desc), zap.Int("settlements", n))
-		},
-	})
-}
-
-// spendSource is a ledger that can sum a scope's spend since a time.
-type spendSource interface {
-	governance.Store
-	SpendSince(s governance.Scope, since time.Time) (governance.Totals, error)
-}
-
-// restoreFrom restores budget counters from a ledger: flush what is queued
-// once, then sum the 15-minute buckets of the period.
-func restoreFrom(l spendSource) governance.RestoreFunc {
-	return func(ctx context.Context, s governance.Scope, since time.Time) (governance.Money, error) {
-		if err := l.Flush(ctx); err != nil {
-			return 0, err
-		}
-		t, err := l.SpendSince(s, since)
-		return t.Cost, err
-	}
 }
 
 // activeGateways are the provisioned handlers, for the admin API.

@@ -1,10 +1,12 @@
 package module
 
 import (
+	"encoding/json"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/caddyserver/caddy/v2"
 	"go.uber.org/zap"
 
 	"github.com/llmgateway/caddy-llm-gateway/governance"
@@ -17,9 +19,10 @@ import (
 func TestStoreOptionsShareTheLedger(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "l.db")
 	m := newMetrics(baseLabels)
-	specs := []storeSpec{
-		{typ: "redis", url: "redis://127.0.0.1:1/0", prefix: "a", path: path},
-		{typ: "redis", url: "redis://127.0.0.1:1/0?dial_timeout=1s", prefix: "b", path: path, failOpen: true},
+	ledgerJSON := `{"type":"sqlite","path":"` + path + `"}`
+	specs := []storeModules{
+		storeOf(t, `{"type":"redis","url":"redis://127.0.0.1:1/0","prefix":"a"}`, ledgerJSON),
+		storeOf(t, `{"type":"redis","url":"redis://127.0.0.1:1/0?dial_timeout=1s","prefix":"b","on_error":"open"}`, ledgerJSON),
 	}
 	var stores []*sharedStore
 	for _, spec := range specs {
@@ -64,7 +67,8 @@ func TestStoreOptionsShareTheLedger(t *testing.T) {
 func TestReloadRefusesRestoreUnderInFlight(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "l.db")
 	m := newMetrics(baseLabels)
-	redisSpec := storeSpec{typ: "redis", url: "redis://127.0.0.1:1/0", prefix: "llmgw", path: path}
+	ledgerJSON := `{"type":"sqlite","path":"` + path + `"}`
+	redisSpec := storeOf(t, `{"type":"redis","url":"redis://127.0.0.1:1/0"}`, ledgerJSON)
 	old, err := acquireStore(redisSpec, zap.NewNop(), m)
 	if err != nil {
 		t.Fatal(err)
@@ -72,7 +76,7 @@ func TestReloadRefusesRestoreUnderInFlight(t *testing.T) {
 	if !old.tryAcquire() { // a request in flight
 		t.Fatal("acquire")
 	}
-	sqliteSpec := storeSpec{typ: "sqlite", path: path}
+	sqliteSpec := storeOf(t, "", ledgerJSON)
 	if _, err := acquireStore(sqliteSpec, zap.NewNop(), m); err == nil || !strings.Contains(err.Error(), "1 requests admitted under the previous store") ||
 		!strings.Contains(err.Error(), "retry the reload") {
 		t.Fatalf("reload under a request in flight: %v", err)
@@ -89,4 +93,16 @@ func TestReloadRefusesRestoreUnderInFlight(t *testing.T) {
 	if _, err := storePool.Delete(sqliteSpec.key()); err != nil || s.refs.Load() != 0 {
 		t.Fatal(err, s.refs.Load())
 	}
+}
+
+// storeOf loads the store modules of a JSON store configuration.
+func storeOf(t *testing.T, counters, ledger string) storeModules {
+	t.Helper()
+	ctx, cancel := caddy.NewContext(caddy.Context{Context: t.Context()})
+	t.Cleanup(cancel)
+	sm, err := (&Gateway{Store: &StoreConfig{CountersRaw: json.RawMessage(counters), LedgerRaw: json.RawMessage(ledger)}}).loadStore(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sm
 }

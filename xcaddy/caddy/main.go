@@ -9,7 +9,8 @@ import (
 
 	_ "github.com/caddyserver/caddy/v2/modules/standard"
 
-	_ "github.com/llmgateway/caddy-llm-gateway/module"
+	// The llm_gateway handler and every guest module of this repository.
+	_ "github.com/llmgateway/caddy-llm-gateway"
 )
 
 func main() {
