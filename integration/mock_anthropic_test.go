@@ -18,12 +18,13 @@ import (
 // X-Mock-Scenario request header, which the gateway forwards like any
 // unknown header.
 type mockAnthropic struct {
+	requestLog[seenRequest]
+
 	srv *httptest.Server
 	// APIKey is the provider key the gateway must present.
 	APIKey string
 
-	mu   sync.Mutex
-	seen []seenRequest
+	mu sync.Mutex
 	// hang receives one value per "hang" stream once the upstream noticed
 	// the client went away.
 	hangDone chan struct{}
@@ -68,18 +69,6 @@ func newMockAnthropic(t testing.TB) *mockAnthropic {
 // URL is the mock's base URL (no /v1, as the Anthropic SDK expects).
 func (m *mockAnthropic) URL() string { return m.srv.URL }
 
-func (m *mockAnthropic) requests() []seenRequest {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return append([]seenRequest(nil), m.seen...)
-}
-
-func (m *mockAnthropic) count() int {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return len(m.seen)
-}
-
 func writeAnthropicError(w http.ResponseWriter, status int, typ, msg string) {
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("request-id", "req_mock_error")
@@ -89,9 +78,7 @@ func writeAnthropicError(w http.ResponseWriter, status int, typ, msg string) {
 
 func (m *mockAnthropic) serve(w http.ResponseWriter, r *http.Request) {
 	body, _ := io.ReadAll(r.Body)
-	m.mu.Lock()
-	m.seen = append(m.seen, seenRequest{r.Method, r.URL.Path, r.URL.RawQuery, r.Header.Clone(), body})
-	m.mu.Unlock()
+	m.record(seenRequest{r.Method, r.URL.Path, r.URL.RawQuery, r.Header.Clone(), body})
 
 	if r.Header.Get("X-Api-Key") != m.APIKey {
 		writeAnthropicError(w, 401, "authentication_error", "invalid x-api-key")

@@ -54,10 +54,11 @@ const (
 //	cut         a stream whose connection drops inside a frame after three
 //	            text deltas
 type mockBedrock struct {
+	requestLog[bedrockRequest]
+
 	srv *httptest.Server
 
-	mu   sync.Mutex
-	seen []bedrockRequest
+	mu sync.Mutex
 }
 
 // bedrockRequest is what the mock saw of one request.
@@ -87,18 +88,6 @@ func newMockBedrock(t testing.TB) *mockBedrock {
 // URL is the mock's base URL: the bedrock provider's base_url.
 func (m *mockBedrock) URL() string { return m.srv.URL }
 
-func (m *mockBedrock) requests() []bedrockRequest {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return append([]bedrockRequest(nil), m.seen...)
-}
-
-func (m *mockBedrock) count() int {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return len(m.seen)
-}
-
 // writeBedrockError answers in Bedrock's error shape.
 func writeBedrockError(w http.ResponseWriter, status int, typ, msg string) {
 	w.Header().Set("Content-Type", "application/json")
@@ -126,9 +115,7 @@ func (m *mockBedrock) serve(w http.ResponseWriter, r *http.Request) {
 			rec.Action = action
 		}
 	}
-	m.mu.Lock()
-	m.seen = append(m.seen, rec)
-	m.mu.Unlock()
+	m.record(rec)
 
 	w.Header().Set("X-Amzn-RequestId", "mock-bedrock-req-0001")
 	if !rec.SignatureOK {

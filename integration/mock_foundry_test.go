@@ -31,6 +31,8 @@ import (
 // status-529 (overloaded_error), status-400, cut (the stream dies after
 // three deltas). Errors are Anthropic-shaped, as Foundry's are.
 type mockFoundry struct {
+	requestLog[seenRequest]
+
 	srv *httptest.Server
 	// APIKey is the resource key the gateway must present.
 	APIKey string
@@ -41,7 +43,6 @@ type mockFoundry struct {
 	Deployments map[string]bool
 
 	mu           sync.Mutex
-	seen         []seenRequest
 	issued       map[string]bool
 	tokenFetches int
 }
@@ -69,20 +70,6 @@ func (m *mockFoundry) TokenURL() string {
 	return m.srv.URL + "/" + m.TenantID + "/oauth2/v2.0/token"
 }
 
-// requests returns the Messages calls seen (token fetches excluded).
-func (m *mockFoundry) requests() []seenRequest {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return append([]seenRequest(nil), m.seen...)
-}
-
-// count is the number of Messages calls seen.
-func (m *mockFoundry) count() int {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return len(m.seen)
-}
-
 // tokenCount is the number of token grants requested.
 func (m *mockFoundry) tokenCount() int {
 	m.mu.Lock()
@@ -97,7 +84,7 @@ func (m *mockFoundry) serve(w http.ResponseWriter, r *http.Request) {
 	}
 	body, _ := io.ReadAll(r.Body)
 	m.mu.Lock()
-	m.seen = append(m.seen, seenRequest{r.Method, r.URL.Path, r.URL.RawQuery, r.Header.Clone(), body})
+	m.record(seenRequest{r.Method, r.URL.Path, r.URL.RawQuery, r.Header.Clone(), body})
 	bearer, hasBearer := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 	tokenOK := hasBearer && m.issued[bearer]
 	m.mu.Unlock()

@@ -52,12 +52,13 @@ const (
 //
 // Every request is recorded (requests, count).
 type mockOpenAI struct {
+	requestLog[seenRequest]
+
 	srv *httptest.Server
 	// APIKey is the provider key the gateway must present.
 	APIKey string
 
-	mu   sync.Mutex
-	seen []seenRequest
+	mu sync.Mutex
 }
 
 func newMockOpenAI(t testing.TB) *mockOpenAI {
@@ -70,18 +71,6 @@ func newMockOpenAI(t testing.TB) *mockOpenAI {
 // URL is the mock's base URL, version included (as the OpenAI SDKs and the
 // gateway's openai base_url expect).
 func (m *mockOpenAI) URL() string { return m.srv.URL + "/v1" }
-
-func (m *mockOpenAI) requests() []seenRequest {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return append([]seenRequest(nil), m.seen...)
-}
-
-func (m *mockOpenAI) count() int {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return len(m.seen)
-}
 
 func writeOpenAIError(w http.ResponseWriter, status int, typ, code, msg string) {
 	w.Header().Set("Content-Type", "application/json")
@@ -168,9 +157,7 @@ func mockOpenAIResponsesEvents(model string) []string {
 
 func (m *mockOpenAI) serve(w http.ResponseWriter, r *http.Request) {
 	body, _ := io.ReadAll(r.Body)
-	m.mu.Lock()
-	m.seen = append(m.seen, seenRequest{r.Method, r.URL.Path, r.URL.RawQuery, r.Header.Clone(), body})
-	m.mu.Unlock()
+	m.record(seenRequest{r.Method, r.URL.Path, r.URL.RawQuery, r.Header.Clone(), body})
 
 	if r.Header.Get("Authorization") != "Bearer "+m.APIKey && r.Header.Get("Api-Key") != m.APIKey {
 		writeOpenAIError(w, 401, "invalid_request_error", "invalid_api_key", "Incorrect API key provided. You can find your API key at https://platform.openai.com/account/api-keys.")

@@ -43,13 +43,14 @@ import (
 // overloaded_error, as Vertex relays Claude's own), cut (the stream dies
 // after three deltas).
 type mockVertex struct {
+	requestLog[seenRequest]
+
 	srv *httptest.Server
 	key *rsa.PrivateKey
 	// ClientEmail and KeyID identify the mock's service account.
 	ClientEmail, KeyID string
 
 	mu           sync.Mutex
-	seen         []seenRequest
 	issued       map[string]bool
 	tokenFetches int
 }
@@ -78,20 +79,6 @@ func (m *mockVertex) URL() string { return m.srv.URL }
 
 // TokenURL is the OAuth token endpoint written into the service account.
 func (m *mockVertex) TokenURL() string { return m.srv.URL + "/token" }
-
-// requests returns the model calls seen (token fetches excluded).
-func (m *mockVertex) requests() []seenRequest {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return append([]seenRequest(nil), m.seen...)
-}
-
-// count is the number of model calls seen.
-func (m *mockVertex) count() int {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return len(m.seen)
-}
 
 // tokenCount is the number of token grants requested.
 func (m *mockVertex) tokenCount() int {
@@ -125,7 +112,7 @@ func (m *mockVertex) serve(w http.ResponseWriter, r *http.Request) {
 	}
 	body, _ := io.ReadAll(r.Body)
 	m.mu.Lock()
-	m.seen = append(m.seen, seenRequest{r.Method, r.URL.Path, r.URL.RawQuery, r.Header.Clone(), body})
+	m.record(seenRequest{r.Method, r.URL.Path, r.URL.RawQuery, r.Header.Clone(), body})
 	issued := m.issued[strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer ")]
 	m.mu.Unlock()
 
