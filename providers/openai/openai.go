@@ -10,7 +10,7 @@
 // stream_options.include_usage gets it, so that the gateway can meter the
 // stream; Relay then removes from the stream what that option added — the
 // usage-only chunk and the "usage":null member of every other chunk (see
-// stream.OpenAIChatFilter) — so the client sees what it would have seen.
+// ChatFilter) — so the client sees what it would have seen.
 // Send and Relay share only the *llm.Call, so Send records whether it
 // injected in the upstream request's context, and Relay reads it back from
 // resp.Request; a response without that mark (not made by Send) gets the
@@ -376,9 +376,9 @@ func injectedFor(resp *http.Response, call *llm.Call) bool {
 // Pools of per-relay state.
 var (
 	copyPool        = sync.Pool{New: func() any { return new(bytes.Buffer) }}
-	chatMeters      stream.SSEPool[stream.OpenAIChatMeter, *stream.OpenAIChatMeter]
-	chatFilters     = sync.Pool{New: func() any { return new(stream.OpenAIChatFilter) }}
-	responsesMeters stream.SSEPool[stream.OpenAIResponsesMeter, *stream.OpenAIResponsesMeter]
+	chatMeters      stream.SSEPool[ChatMeter, *ChatMeter]
+	chatFilters     = sync.Pool{New: func() any { return new(ChatFilter) }}
+	responsesMeters stream.SSEPool[ResponsesMeter, *ResponsesMeter]
 )
 
 // keepPooled is the largest copy buffer returned to the pool.
@@ -392,7 +392,7 @@ const keepPooled = 1 << 20
 // streamed call) is metered event by event as it passes
 // (Responses events on the Responses surface, chat chunks otherwise); a
 // chat stream for which Send injected include_usage goes through a
-// stream.OpenAIChatFilter that drops the usage-only chunk and the
+// ChatFilter that drops the usage-only chunk and the
 // "usage":null members the client did not ask for, holding back at most
 // the current event. Any other 2xx body is copied (up to MaxBodyCopy) and
 // its usage read at the end by the surface's meter (with the error type of
@@ -426,7 +426,7 @@ func (p *Provider) Relay(w http.ResponseWriter, resp *http.Response, call *llm.C
 
 	case sse && injectedFor(resp, call):
 		_ = flush()
-		f := chatFilters.Get().(*stream.OpenAIChatFilter)
+		f := chatFilters.Get().(*ChatFilter)
 		f.Reset(w)
 		f.SSE.Meter.Now = p.now
 		_, res.UpstreamErr, res.ClientErr = stream.Pump(f, flush, resp.Body, nil)
@@ -503,14 +503,14 @@ func (p *Provider) relayBody(w http.ResponseWriter, flush func() error, resp *ht
 		case over:
 			err = errOver
 		case surface == llm.SurfaceOpenAIResponses:
-			var m stream.OpenAIResponsesMeter
+			var m ResponsesMeter
 			if err = m.Body(buf.Bytes()); err == nil {
 				u, errType = m.Usage(), m.ErrorType()
 			}
 		case surface == llm.SurfaceOpenAIEmbeddings:
-			u, err = stream.OpenAIEmbeddingsUsage(buf.Bytes())
+			u, err = EmbeddingsUsage(buf.Bytes())
 		default:
-			var m stream.OpenAIChatMeter
+			var m ChatMeter
 			if err = m.Body(buf.Bytes()); err == nil {
 				u, errType = m.Usage(), m.ErrorType()
 			}
@@ -522,7 +522,7 @@ func (p *Provider) relayBody(w http.ResponseWriter, flush func() error, resp *ht
 			}
 		}
 	} else {
-		res.ErrorType = stream.OpenAIErrorType(buf.Bytes())
+		res.ErrorType = ErrorType(buf.Bytes())
 	}
 	if buf.Cap() <= keepPooled {
 		copyPool.Put(buf)
@@ -573,6 +573,6 @@ func embeddingsTailUsage(tail []byte) (llm.Usage, error) {
 		if len(after) != 1 || after[0] != '}' {
 			continue
 		}
-		return stream.OpenAIEmbeddingsUsageObject(raw)
+		return EmbeddingsUsageObject(raw)
 	}
 }

@@ -69,7 +69,7 @@ type anthropicUsage struct {
 // content_block_delta path, the hot one, does not allocate.
 func (m *AnthropicMeter) Event(typ, data []byte) {
 	if len(typ) == 0 {
-		typ = jsonType(data)
+		typ = JSONType(data)
 	}
 	switch string(typ) {
 	case "content_block_delta":
@@ -80,7 +80,7 @@ func (m *AnthropicMeter) Event(typ, data []byte) {
 				_, _ = m.overlay(u)
 			}
 			if v, ok := llm.MemberValue(msg, "model"); ok {
-				m.model = jsonString(v)
+				m.model = JSONString(v)
 			}
 		}
 	case "message_delta":
@@ -91,7 +91,7 @@ func (m *AnthropicMeter) Event(typ, data []byte) {
 		}
 		if d, ok := llm.MemberValue(data, "delta"); ok {
 			if v, ok := llm.MemberValue(d, "stop_reason"); ok && v[0] == '"' {
-				m.stopReason = jsonString(v)
+				m.stopReason = JSONString(v)
 			}
 		}
 	case "message_stop":
@@ -131,15 +131,15 @@ func (m *AnthropicMeter) contentDelta(data []byte) {
 		return // signature_delta, citations_delta, unknown kinds
 	}
 	if v := llm.StringMember(d, field); v != nil {
-		if n, ok := decodedLen(v); ok {
+		if n, ok := DecodedLen(v); ok {
 			m.textBytes += int64(n)
 		}
 	}
 }
 
-// jsonType returns the unquoted top-level "type" member of obj (nil when
+// JSONType returns the unquoted top-level "type" member of obj (nil when
 // absent, not a plain string, or escaped: event types never are).
-func jsonType(obj []byte) []byte {
+func JSONType(obj []byte) []byte {
 	v := llm.StringMember(obj, "type")
 	if v == nil || bytes.IndexByte(v, '\\') >= 0 {
 		return nil
@@ -147,8 +147,8 @@ func jsonType(obj []byte) []byte {
 	return v[1 : len(v)-1]
 }
 
-// jsonString decodes a JSON string value; "" when v is not one.
-func jsonString(v []byte) string {
+// JSONString decodes a JSON string value; "" when v is not one.
+func JSONString(v []byte) string {
 	if len(v) < 2 || v[0] != '"' {
 		return ""
 	}
@@ -199,8 +199,9 @@ func (m *AnthropicMeter) overlay(raw []byte) (hasOutput bool, err error) {
 	return u.OutputTokens != nil, nil
 }
 
-// errNoObject is what Body returns for a body that is not a JSON object.
-var errNoObject = errors.New("stream: response body is not a JSON object")
+// ErrNoObject is what a meter's Body returns for a body that is not a JSON
+// object (AnthropicMeter's here, and the families' own meters).
+var ErrNoObject = errors.New("stream: response body is not a JSON object")
 
 // Body meters a non-streamed Messages response body: only its top-level
 // "usage" member is decoded (a "usage" nested in content is ignored), plus
@@ -212,7 +213,7 @@ func (m *AnthropicMeter) Body(b []byte) error {
 	u, ok := llm.MemberValue(b, "usage")
 	if !ok {
 		if t := bytes.TrimLeft(b, " \t\r\n"); len(t) == 0 || t[0] != '{' || !json.Valid(b) {
-			return errNoObject
+			return ErrNoObject
 		}
 		m.complete = true
 		return nil
@@ -227,10 +228,10 @@ func (m *AnthropicMeter) Body(b []byte) error {
 	m.final = true
 	m.complete = true
 	if v, ok := llm.MemberValue(b, "model"); ok {
-		m.model = jsonString(v)
+		m.model = JSONString(v)
 	}
 	if v, ok := llm.MemberValue(b, "stop_reason"); ok {
-		m.stopReason = jsonString(v)
+		m.stopReason = JSONString(v)
 	}
 	return nil
 }
@@ -271,7 +272,7 @@ func (m *AnthropicMeter) Usage() llm.Usage {
 		u.CacheWrite5mTokens = m.cacheCreation
 	}
 	if !m.final {
-		if est := outputEstimate(m.textBytes); est > u.OutputTokens {
+		if est := OutputEstimate(m.textBytes); est > u.OutputTokens {
 			u.OutputTokens = est
 			u.OutputEstimated = true
 		}
@@ -327,6 +328,6 @@ func ErrorType(body []byte) string {
 	return string(t)
 }
 
-// outputEstimate is the output of a stream cut before any usage count came:
+// OutputEstimate is the output of a stream cut before any usage count came:
 // ceil(bytes of generated text / 4), the rule every meter applies.
-func outputEstimate(textBytes int64) int64 { return (textBytes + 3) / 4 }
+func OutputEstimate(textBytes int64) int64 { return (textBytes + 3) / 4 }

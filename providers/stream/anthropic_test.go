@@ -436,9 +436,9 @@ func TestDecodedLen(t *testing.T) {
 		{`"\"`, 0, false},
 		{`"`, 0, false},
 	} {
-		n, ok := decodedLen([]byte(tc.in))
+		n, ok := DecodedLen([]byte(tc.in))
 		if n != tc.want || ok != tc.ok {
-			t.Errorf("decodedLen(%s) = %d, %v; want %d, %v", tc.in, n, ok, tc.want, tc.ok)
+			t.Errorf("DecodedLen(%s) = %d, %v; want %d, %v", tc.in, n, ok, tc.want, tc.ok)
 		}
 	}
 }
@@ -460,9 +460,9 @@ func FuzzDecodedLen(f *testing.F) {
 		if s == "" || s[0] != '"' || s[len(s)-1] != '"' {
 			return // whitespace around the literal
 		}
-		n, ok := decodedLen([]byte(s))
+		n, ok := DecodedLen([]byte(s))
 		if !ok || n != len(dec) {
-			t.Fatalf("decodedLen(%s) = %d, %v; encoding/json gives %d", s, n, ok, len(dec))
+			t.Fatalf("DecodedLen(%s) = %d, %v; encoding/json gives %d", s, n, ok, len(dec))
 		}
 	})
 }

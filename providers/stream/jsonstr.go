@@ -2,13 +2,13 @@ package stream
 
 import "bytes"
 
-// decodedLen returns the length in bytes of the UTF-8 text a JSON string
+// DecodedLen returns the length in bytes of the UTF-8 text a JSON string
 // literal q (quotes included) decodes to, without decoding it: simple
 // escapes count one byte, \uXXXX its code point's UTF-8 length, a valid
 // surrogate pair four bytes and a lone surrogate three (the U+FFFD that
 // encoding/json substitutes). Unescaped bytes count as themselves. ok is
 // false when q is not a well-formed string literal.
-func decodedLen(q []byte) (n int, ok bool) {
+func DecodedLen(q []byte) (n int, ok bool) {
 	if len(q) < 2 || q[0] != '"' || q[len(q)-1] != '"' {
 		return 0, false
 	}

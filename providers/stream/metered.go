@@ -8,8 +8,8 @@ import (
 	"github.com/llmgateway/caddy-llm-gateway/providers/llm"
 )
 
-// EventMeter meters one response's events: AnthropicMeter,
-// OpenAIChatMeter and OpenAIResponsesMeter.
+// EventMeter meters one response's events: AnthropicMeter here, and the
+// families' own meters (openai.ChatMeter, openai.ResponsesMeter).
 type EventMeter interface {
 	// Event meters one SSE event (its "event" field and its data).
 	Event(typ, data []byte)
@@ -51,15 +51,8 @@ func (a *MeteredSSE[M, P]) Reset() {
 	P(&a.Meter).Reset()
 }
 
-// The SSE meters of each wire format.
-type (
-	// AnthropicSSE meters an Anthropic Messages stream.
-	AnthropicSSE = MeteredSSE[AnthropicMeter, *AnthropicMeter]
-	// OpenAIChatSSE meters a Chat Completions stream.
-	OpenAIChatSSE = MeteredSSE[OpenAIChatMeter, *OpenAIChatMeter]
-	// OpenAIResponsesSSE meters a Responses API stream.
-	OpenAIResponsesSSE = MeteredSSE[OpenAIResponsesMeter, *OpenAIResponsesMeter]
-)
+// AnthropicSSE meters an Anthropic Messages stream.
+type AnthropicSSE = MeteredSSE[AnthropicMeter, *AnthropicMeter]
 
 // SSEPool recycles the MeteredSSE of one wire format (scanner buffers
 // included) from stream to stream.

@@ -16,10 +16,10 @@ import "bytes"
 // zero: 16 MiB, far above any real Anthropic or OpenAI event.
 const DefaultMaxEvent = 16 << 20
 
-// keepCap is the buffer capacity an SSEScanner keeps between events; a
+// KeepCap is the buffer capacity an SSEScanner keeps between events; a
 // buffer grown past it by one unusually large event is released so that a
 // long-lived stream does not pin its peak size.
-const keepCap = 256 << 10
+const KeepCap = 256 << 10
 
 // SSEScanner is an incremental Server-Sent-Events parser (the WHATWG
 // "event stream" interpretation rules). Feed it the body in chunks split at
@@ -76,7 +76,7 @@ func (s *SSEScanner) Feed(p []byte, fn func(event, data []byte)) {
 				continue
 			}
 		}
-		i := lineEnd(p)
+		i := LineEnd(p)
 		if i < 0 {
 			s.carry(p)
 			return
@@ -108,8 +108,8 @@ func (s *SSEScanner) Feed(p []byte, fn func(event, data []byte)) {
 	}
 }
 
-// lineEnd returns the index of the first '\n' or '\r' in p, or -1.
-func lineEnd(p []byte) int {
+// LineEnd returns the index of the first '\n' or '\r' in p, or -1.
+func LineEnd(p []byte) int {
 	i := bytes.IndexByte(p, '\n')
 	q := p
 	if i >= 0 {
@@ -153,7 +153,7 @@ func (s *SSEScanner) carry(p []byte) bool {
 	}
 	s.skipLine = true
 	s.line = s.line[:0]
-	if cap(s.line) > keepCap {
+	if cap(s.line) > KeepCap {
 		s.line = nil
 	}
 	return false
@@ -164,7 +164,7 @@ func (s *SSEScanner) overflow() {
 	s.overflowed = true
 	s.dropEvent = true
 	s.data = s.data[:0]
-	if cap(s.data) > keepCap {
+	if cap(s.data) > KeepCap {
 		s.data = nil
 	}
 }
@@ -218,13 +218,13 @@ func (s *SSEScanner) dispatch(fn func(event, data []byte)) {
 	}
 	s.hasData, s.dropEvent = false, false
 	s.event, s.data = s.event[:0], s.data[:0]
-	if cap(s.data) > keepCap {
+	if cap(s.data) > KeepCap {
 		s.data = nil
 	}
-	if cap(s.event) > keepCap {
+	if cap(s.event) > KeepCap {
 		s.event = nil
 	}
-	if cap(s.line) > keepCap {
+	if cap(s.line) > KeepCap {
 		s.line = nil
 	}
 }
@@ -245,13 +245,13 @@ func (s *SSEScanner) Reset() {
 	max := s.Max
 	line, event, data := s.line[:0], s.event[:0], s.data[:0]
 	*s = SSEScanner{Max: max}
-	if cap(line) <= keepCap {
+	if cap(line) <= KeepCap {
 		s.line = line
 	}
-	if cap(event) <= keepCap {
+	if cap(event) <= KeepCap {
 		s.event = event
 	}
-	if cap(data) <= keepCap {
+	if cap(data) <= KeepCap {
 		s.data = data
 	}
 }

@@ -184,7 +184,7 @@ func TestSSEScannerLargeEventReleased(t *testing.T) {
 	if n != 1<<20 {
 		t.Fatalf("delivered %d bytes", n)
 	}
-	if cap(s.data) > keepCap || cap(s.line) > keepCap {
+	if cap(s.data) > KeepCap || cap(s.line) > KeepCap {
 		t.Fatalf("kept buffers: data %d line %d", cap(s.data), cap(s.line))
 	}
 }

@@ -1,4 +1,4 @@
-package stream
+package openai
 
 import (
 	"bytes"
@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/llmgateway/caddy-llm-gateway/providers/llm"
+	"github.com/llmgateway/caddy-llm-gateway/providers/stream"
 )
 
 // The OpenAI meters: Chat Completions (streamed chunks and bodies), the
@@ -29,10 +30,19 @@ import (
 // without decoding it: a content chunk costs one pass over its bytes and no
 // allocation.
 
+// The SSE meters of the OpenAI wire formats: a stream.SSEScanner feeding
+// the format's meter.
+type (
+	// ChatSSE meters a Chat Completions stream.
+	ChatSSE = stream.MeteredSSE[ChatMeter, *ChatMeter]
+	// ResponsesSSE meters a Responses API stream.
+	ResponsesSSE = stream.MeteredSSE[ResponsesMeter, *ResponsesMeter]
+)
+
 // doneData is the data of the Chat Completions stream's last event.
 var doneData = []byte("[DONE]")
 
-// OpenAIChatMeter accumulates the usage of one Chat Completions response,
+// ChatMeter accumulates the usage of one Chat Completions response,
 // streamed (Event, once per SSE event) or not (Body). It works for OpenAI
 // and the OpenAI-compatible servers (vLLM, Ollama, OpenRouter, Azure
 // OpenAI, LiteLLM):
@@ -58,9 +68,9 @@ var doneData = []byte("[DONE]")
 //   - A chunk with a top-level "error" member (OpenAI and vLLM send one
 //     mid-stream when generation fails after the 200) records its type.
 //
-// The zero value is ready to use. An OpenAIChatMeter is not safe for
+// The zero value is ready to use. An ChatMeter is not safe for
 // concurrent use.
-type OpenAIChatMeter struct {
+type ChatMeter struct {
 	// Now is the clock that stamps the first content chunk; nil means
 	// time.Now.
 	Now func() time.Time
@@ -75,7 +85,7 @@ type OpenAIChatMeter struct {
 	finishReason                          string
 	model                                 string
 
-	// What the last Event saw, for OpenAIChatFilter.
+	// What the last Event saw, for ChatFilter.
 	evUsageOnly            bool // a usage report and no choices: the include_usage chunk
 	evNullStart, evNullEnd int  // the span in data of a top-level "usage":null member (and its comma), when End > Start
 }
@@ -84,7 +94,7 @@ type OpenAIChatMeter struct {
 // is ignored (chat streams carry none); data is a chunk's JSON or [DONE].
 // Content chunks do not allocate; the first chunk that names the model, a
 // finish_reason, and usage reports are read once.
-func (m *OpenAIChatMeter) Event(_, data []byte) {
+func (m *ChatMeter) Event(_, data []byte) {
 	m.evUsageOnly = false
 	m.evNullStart, m.evNullEnd = 0, 0
 	it, ok := newObjIter(data)
@@ -135,11 +145,11 @@ func (m *OpenAIChatMeter) Event(_, data []byte) {
 			}
 		case "model":
 			if m.model == "" {
-				m.model = jsonString(v)
+				m.model = stream.JSONString(v)
 			}
 		case "error":
 			if v[0] == '{' || v[0] == '"' {
-				if t := OpenAIErrorType(data); t != "" {
+				if t := ErrorType(data); t != "" {
 					m.errType = t
 				} else {
 					m.errType = "error"
@@ -156,7 +166,7 @@ func (m *OpenAIChatMeter) Event(_, data []byte) {
 // body) and noting finish reasons. It returns the offset just past the
 // array (-1 when malformed) and the number of choices (-1 when b[i] is not
 // an array: null).
-func (m *OpenAIChatMeter) choicesAt(b []byte, i int, field string, stamp bool) (end, n int) {
+func (m *ChatMeter) choicesAt(b []byte, i int, field string, stamp bool) (end, n int) {
 	if b[i] != '[' {
 		return llm.ValueEnd(b, i), -1
 	}
@@ -193,7 +203,7 @@ func (m *OpenAIChatMeter) choicesAt(b []byte, i int, field string, stamp bool) (
 
 // choiceAt walks the choice object at b[i] and returns the offset just past
 // it, or -1.
-func (m *OpenAIChatMeter) choiceAt(b []byte, i int, field string, stamp bool) int {
+func (m *ChatMeter) choiceAt(b []byte, i int, field string, stamp bool) int {
 	it := objIterAt(b, i)
 	for {
 		_, key, vs, ok := it.key()
@@ -215,7 +225,7 @@ func (m *OpenAIChatMeter) choiceAt(b []byte, i int, field string, stamp bool) in
 			if it.done(ve) && b[vs] == '"' {
 				m.finished = true
 				if m.finishReason == "" {
-					m.finishReason = jsonString(b[vs:ve])
+					m.finishReason = stream.JSONString(b[vs:ve])
 				}
 			}
 		default:
@@ -306,13 +316,13 @@ func strLen(v []byte) int {
 	if len(v) == 0 || v[0] != '"' {
 		return 0
 	}
-	n, _ := decodedLen(v)
+	n, _ := stream.DecodedLen(v)
 	return n
 }
 
 // readUsage overlays a Chat Completions usage object and reports whether
 // it carried a token count.
-func (m *OpenAIChatMeter) readUsage(obj []byte) bool {
+func (m *ChatMeter) readUsage(obj []byte) bool {
 	it, _ := newObjIter(obj)
 	found := false
 	for {
@@ -345,10 +355,10 @@ func (m *OpenAIChatMeter) readUsage(obj []byte) bool {
 // complete with its output estimated from the message text, as for a cut
 // stream. It returns an error, and leaves the meter incomplete, when b is
 // not a JSON object.
-func (m *OpenAIChatMeter) Body(b []byte) error {
+func (m *ChatMeter) Body(b []byte) error {
 	it, ok := newObjIter(b)
 	if !ok {
-		return errNoObject
+		return stream.ErrNoObject
 	}
 	for {
 		_, key, vs, ve, ok := it.next()
@@ -365,16 +375,16 @@ func (m *OpenAIChatMeter) Body(b []byte) error {
 			m.choicesAt(v, 0, "message", false)
 		case "model":
 			if m.model == "" {
-				m.model = jsonString(v)
+				m.model = stream.JSONString(v)
 			}
 		case "error":
-			if t := OpenAIErrorType(b); t != "" {
+			if t := ErrorType(b); t != "" {
 				m.errType = t
 			}
 		}
 	}
 	if it.err {
-		return errNoObject
+		return stream.ErrNoObject
 	}
 	m.done = true
 	return nil
@@ -387,7 +397,7 @@ func (m *OpenAIChatMeter) Body(b []byte) error {
 // server that ignored stream_options.include_usage). Complete tells
 // whether the response reached its end ([DONE], a finish_reason with usage,
 // or a body).
-func (m *OpenAIChatMeter) Usage() llm.Usage {
+func (m *ChatMeter) Usage() llm.Usage {
 	complete := m.done || (m.finished && m.haveUsage)
 	if m.haveUsage {
 		return splitUsage(m.prompt, m.cached, m.completion, complete)
@@ -409,7 +419,7 @@ func splitUsage(input, cached, output int64, complete bool) llm.Usage {
 // estimated is the usage of a response that reported none.
 func estimated(textBytes int64, complete bool) llm.Usage {
 	u := llm.Usage{Complete: complete}
-	if est := outputEstimate(textBytes); est > 0 {
+	if est := stream.OutputEstimate(textBytes); est > 0 {
 		u.OutputTokens = est
 		u.OutputEstimated = true
 	}
@@ -418,43 +428,43 @@ func estimated(textBytes int64, complete bool) llm.Usage {
 
 // FirstToken is when the first chunk with generated content passed; zero if
 // none did.
-func (m *OpenAIChatMeter) FirstToken() time.Time { return m.firstToken }
+func (m *ChatMeter) FirstToken() time.Time { return m.firstToken }
 
 // ReasoningTokens is completion_tokens_details.reasoning_tokens from the
 // last usage report (already inside OutputTokens).
-func (m *OpenAIChatMeter) ReasoningTokens() int64 { return m.reasoning }
+func (m *ChatMeter) ReasoningTokens() int64 { return m.reasoning }
 
 // Done reports whether the stream's "data: [DONE]" was seen (or a body
 // metered).
-func (m *OpenAIChatMeter) Done() bool { return m.done }
+func (m *ChatMeter) Done() bool { return m.done }
 
 // ErrorType is the type of an error chunk ("server_error"), "error" when it
 // had no readable type; "" when none came.
-func (m *OpenAIChatMeter) ErrorType() string { return m.errType }
+func (m *ChatMeter) ErrorType() string { return m.errType }
 
 // FinishReason is the first finish_reason reported ("stop", "length",
 // "tool_calls", "content_filter"); "" when none was.
-func (m *OpenAIChatMeter) FinishReason() string { return m.finishReason }
+func (m *ChatMeter) FinishReason() string { return m.finishReason }
 
 // Model is the model the response says answered; "" when not seen.
-func (m *OpenAIChatMeter) Model() string { return m.model }
+func (m *ChatMeter) Model() string { return m.model }
 
 // TextBytes is the decoded UTF-8 length of the generated text counted so
 // far.
-func (m *OpenAIChatMeter) TextBytes() int64 { return m.textBytes }
+func (m *ChatMeter) TextBytes() int64 { return m.textBytes }
 
 // Reset readies the meter for another response, keeping its clock.
-func (m *OpenAIChatMeter) Reset() { *m = OpenAIChatMeter{Now: m.Now} }
+func (m *ChatMeter) Reset() { *m = ChatMeter{Now: m.Now} }
 
 // SetClock sets Now.
-func (m *OpenAIChatMeter) SetClock(now func() time.Time) { m.Now = now }
+func (m *ChatMeter) SetClock(now func() time.Time) { m.Now = now }
 
-// MaxHeldEvent is the largest event an OpenAIChatFilter holds back while
+// MaxHeldEvent is the largest event an ChatFilter holds back while
 // deciding its fate; a stream with a larger one is relayed unfiltered from
 // there on.
-const MaxHeldEvent = DefaultMaxEvent
+const MaxHeldEvent = stream.DefaultMaxEvent
 
-// OpenAIChatFilter relays a Chat Completions SSE stream to W while metering
+// ChatFilter relays a Chat Completions SSE stream to W while metering
 // it, undoing what stream_options.include_usage changed in a stream whose
 // client did not ask for it (the gateway asks on its behalf, to meter it):
 //
@@ -480,11 +490,11 @@ const MaxHeldEvent = DefaultMaxEvent
 // keeps metering after W failed; it returns W's error. Use Written, not
 // the counts Write returns, for the bytes the client received. The zero
 // value with W set is ready to use; it is not safe for concurrent use.
-type OpenAIChatFilter struct {
+type ChatFilter struct {
 	// W receives the filtered stream.
 	W io.Writer
 	// SSE is the scanner and meter the stream is fed to.
-	SSE OpenAIChatSSE
+	SSE ChatSSE
 
 	held    []byte // the current event's bytes from earlier Writes
 	midLine bool   // the current line has bytes
@@ -511,9 +521,9 @@ const (
 	stripEvent
 )
 
-// Write filters p (see OpenAIChatFilter) and reports len(p) consumed, or the
+// Write filters p (see ChatFilter) and reports len(p) consumed, or the
 // first error writing to W.
-func (f *OpenAIChatFilter) Write(p []byte) (int, error) {
+func (f *ChatFilter) Write(p []byte) (int, error) {
 	if f.through {
 		f.SSE.Feed(p)
 		f.emit(p)
@@ -533,7 +543,7 @@ func (f *OpenAIChatFilter) Write(p []byte) (int, error) {
 	}
 	f.cr, f.crEnds = false, false
 	for i < len(p) {
-		j := lineEnd(p[i:])
+		j := stream.LineEnd(p[i:])
 		if j < 0 {
 			f.midLine = true
 			break
@@ -572,7 +582,7 @@ func (f *OpenAIChatFilter) Write(p []byte) (int, error) {
 	return f.result(p)
 }
 
-func (f *OpenAIChatFilter) result(p []byte) (int, error) {
+func (f *ChatFilter) result(p []byte) (int, error) {
 	if f.err != nil {
 		return 0, f.err
 	}
@@ -581,7 +591,7 @@ func (f *OpenAIChatFilter) result(p []byte) (int, error) {
 
 // endEvent decides the event ending at p[end] (exclusive): it feeds the
 // scanner up to there and writes, drops or strips the event.
-func (f *OpenAIChatFilter) endEvent(p []byte, end int) {
+func (f *ChatFilter) endEvent(p []byte, end int) {
 	heldBefore := len(f.held) > 0
 	if heldBefore {
 		f.held = append(f.held, p[f.ev:end]...)
@@ -612,7 +622,7 @@ func (f *OpenAIChatFilter) endEvent(p []byte, end int) {
 	f.crKept = f.action != dropEvent
 	f.raw = nil
 	f.held = f.held[:0]
-	if cap(f.held) > keepCap {
+	if cap(f.held) > stream.KeepCap {
 		f.held = nil
 	}
 	f.ev = end
@@ -620,7 +630,7 @@ func (f *OpenAIChatFilter) endEvent(p []byte, end int) {
 
 // onEvent meters an event and, when it is the event being decided, picks
 // its fate.
-func (f *OpenAIChatFilter) onEvent(event, data []byte) {
+func (f *ChatFilter) onEvent(event, data []byte) {
 	m := &f.SSE.Meter
 	m.Event(event, data)
 	if f.raw == nil {
@@ -654,7 +664,7 @@ func dataOffset(raw, data []byte) int {
 	return off
 }
 
-func (f *OpenAIChatFilter) emit(b []byte) {
+func (f *ChatFilter) emit(b []byte) {
 	if len(b) == 0 || f.err != nil {
 		return
 	}
@@ -669,34 +679,34 @@ func (f *OpenAIChatFilter) emit(b []byte) {
 // Finish writes the bytes of an event the stream left unterminated (a cut,
 // or a server that omits the last blank line) exactly as received, and
 // returns the first write error, if any.
-func (f *OpenAIChatFilter) Finish() error {
+func (f *ChatFilter) Finish() error {
 	f.emit(f.held)
 	f.held = f.held[:0]
 	return f.err
 }
 
 // Written is the number of bytes written to W.
-func (f *OpenAIChatFilter) Written() int64 { return f.written }
+func (f *ChatFilter) Written() int64 { return f.written }
 
 // Dropped is the number of usage-only chunks dropped.
-func (f *OpenAIChatFilter) Dropped() int { return f.dropped }
+func (f *ChatFilter) Dropped() int { return f.dropped }
 
 // Stripped is the number of chunks a "usage":null member was cut from.
-func (f *OpenAIChatFilter) Stripped() int { return f.stripped }
+func (f *ChatFilter) Stripped() int { return f.stripped }
 
 // Reset readies f for another stream writing to w, keeping buffers and the
 // meter's clock.
-func (f *OpenAIChatFilter) Reset(w io.Writer) {
+func (f *ChatFilter) Reset(w io.Writer) {
 	sse := f.SSE
 	sse.Reset()
 	held := f.held[:0]
-	if cap(held) > keepCap {
+	if cap(held) > stream.KeepCap {
 		held = nil
 	}
-	*f = OpenAIChatFilter{W: w, SSE: sse, held: held}
+	*f = ChatFilter{W: w, SSE: sse, held: held}
 }
 
-// OpenAIResponsesMeter accumulates the usage of one Responses API response,
+// ResponsesMeter accumulates the usage of one Responses API response,
 // streamed (Event, once per SSE event) or not (Body).
 //
 // Usage is read from response.usage in the terminal event —
@@ -712,9 +722,9 @@ func (f *OpenAIChatFilter) Reset(w io.Writer) {
 // ("response_failed" when it has none). Events are told apart by the SSE
 // event name, or by the data's "type" when a server sends no names.
 //
-// The zero value is ready to use. An OpenAIResponsesMeter is not safe for
+// The zero value is ready to use. An ResponsesMeter is not safe for
 // concurrent use.
-type OpenAIResponsesMeter struct {
+type ResponsesMeter struct {
 	// Now is the clock that stamps the first content delta; nil means
 	// time.Now.
 	Now func() time.Time
@@ -731,9 +741,9 @@ type OpenAIResponsesMeter struct {
 
 // Event meters one Responses API event: typ is the SSE event name, data its
 // JSON. Delta events do not allocate.
-func (m *OpenAIResponsesMeter) Event(typ, data []byte) {
+func (m *ResponsesMeter) Event(typ, data []byte) {
 	if len(typ) == 0 {
-		typ = jsonType(data)
+		typ = stream.JSONType(data)
 	}
 	if bytes.HasSuffix(typ, []byte(".delta")) {
 		m.delta(typ, data)
@@ -752,7 +762,7 @@ func (m *OpenAIResponsesMeter) Event(typ, data []byte) {
 		if m.model == "" {
 			if r, ok := llm.MemberValue(data, "response"); ok {
 				if v := llm.StringMember(r, "model"); v != nil {
-					m.model = jsonString(v)
+					m.model = stream.JSONString(v)
 				}
 			}
 		}
@@ -761,7 +771,7 @@ func (m *OpenAIResponsesMeter) Event(typ, data []byte) {
 	}
 }
 
-func (m *OpenAIResponsesMeter) delta(typ, data []byte) {
+func (m *ResponsesMeter) delta(typ, data []byte) {
 	v := llm.StringMember(data, "delta")
 	if len(v) <= 2 {
 		return // absent, not a string, or empty
@@ -772,13 +782,13 @@ func (m *OpenAIResponsesMeter) delta(typ, data []byte) {
 	if string(typ) == "response.audio.delta" {
 		return
 	}
-	if n, ok := decodedLen(v); ok {
+	if n, ok := stream.DecodedLen(v); ok {
 		m.textBytes += int64(n)
 	}
 }
 
 // readResponse reads a response object's usage, status, model and error.
-func (m *OpenAIResponsesMeter) readResponse(obj []byte) bool {
+func (m *ResponsesMeter) readResponse(obj []byte) bool {
 	it, ok := newObjIter(obj)
 	if !ok {
 		return false
@@ -797,11 +807,11 @@ func (m *OpenAIResponsesMeter) readResponse(obj []byte) bool {
 			}
 		case "status":
 			if v[0] == '"' {
-				m.status = jsonString(v)
+				m.status = stream.JSONString(v)
 			}
 		case "model":
 			if m.model == "" {
-				m.model = jsonString(v)
+				m.model = stream.JSONString(v)
 			}
 		case "error":
 			if v[0] == '{' {
@@ -821,7 +831,7 @@ func (m *OpenAIResponsesMeter) readResponse(obj []byte) bool {
 
 // readUsage overlays a Responses API usage object and reports whether it
 // carried a token count.
-func (m *OpenAIResponsesMeter) readUsage(obj []byte) bool {
+func (m *ResponsesMeter) readUsage(obj []byte) bool {
 	it, _ := newObjIter(obj)
 	found := false
 	for {
@@ -851,9 +861,9 @@ func (m *OpenAIResponsesMeter) readUsage(obj []byte) bool {
 // "status", "model" and, for a failed response, error.code. The response
 // is then complete (a background response that is still queued reports no
 // usage: zero). It returns an error when b is not a JSON object.
-func (m *OpenAIResponsesMeter) Body(b []byte) error {
+func (m *ResponsesMeter) Body(b []byte) error {
 	if !m.readResponse(b) {
-		return errNoObject
+		return stream.ErrNoObject
 	}
 	m.complete = true
 	return nil
@@ -863,7 +873,7 @@ func (m *OpenAIResponsesMeter) Body(b []byte) error {
 // body's) usage when one was seen (InputTokens = input − cached,
 // CacheReadTokens = cached, OutputTokens = output, reasoning included);
 // otherwise no input and ceil(delta bytes / 4) output with OutputEstimated.
-func (m *OpenAIResponsesMeter) Usage() llm.Usage {
+func (m *ResponsesMeter) Usage() llm.Usage {
 	if m.haveUsage {
 		return splitUsage(m.input, m.cached, m.output, m.complete)
 	}
@@ -871,53 +881,53 @@ func (m *OpenAIResponsesMeter) Usage() llm.Usage {
 }
 
 // FirstToken is when the first content delta passed; zero if none did.
-func (m *OpenAIResponsesMeter) FirstToken() time.Time { return m.firstToken }
+func (m *ResponsesMeter) FirstToken() time.Time { return m.firstToken }
 
 // ReasoningTokens is output_tokens_details.reasoning_tokens (already inside
 // OutputTokens).
-func (m *OpenAIResponsesMeter) ReasoningTokens() int64 { return m.reasoning }
+func (m *ResponsesMeter) ReasoningTokens() int64 { return m.reasoning }
 
 // ErrorType is the code of an error event or failed response
 // ("server_error", "rate_limit_exceeded"); "" when none came.
-func (m *OpenAIResponsesMeter) ErrorType() string { return m.errType }
+func (m *ResponsesMeter) ErrorType() string { return m.errType }
 
 // Status is the last response status seen ("completed", "incomplete",
 // "failed", "queued"); "" when none was.
-func (m *OpenAIResponsesMeter) Status() string { return m.status }
+func (m *ResponsesMeter) Status() string { return m.status }
 
 // Model is the model the response says answered; "" when not seen.
-func (m *OpenAIResponsesMeter) Model() string { return m.model }
+func (m *ResponsesMeter) Model() string { return m.model }
 
 // TextBytes is the decoded UTF-8 length of the delta text counted so far.
-func (m *OpenAIResponsesMeter) TextBytes() int64 { return m.textBytes }
+func (m *ResponsesMeter) TextBytes() int64 { return m.textBytes }
 
 // Reset readies the meter for another response, keeping its clock.
-func (m *OpenAIResponsesMeter) Reset() { *m = OpenAIResponsesMeter{Now: m.Now} }
+func (m *ResponsesMeter) Reset() { *m = ResponsesMeter{Now: m.Now} }
 
 // SetClock sets Now.
-func (m *OpenAIResponsesMeter) SetClock(now func() time.Time) { m.Now = now }
+func (m *ResponsesMeter) SetClock(now func() time.Time) { m.Now = now }
 
-// OpenAIEmbeddingsUsage meters an embeddings response body: the top-level
+// EmbeddingsUsage meters an embeddings response body: the top-level
 // usage.prompt_tokens (total_tokens when prompt_tokens is absent) is
 // InputTokens; the usage is Complete. A JSON object without usage is
 // complete with zero usage. It returns an error when b is not a JSON object
 // or its usage is not an object.
-func OpenAIEmbeddingsUsage(b []byte) (llm.Usage, error) {
+func EmbeddingsUsage(b []byte) (llm.Usage, error) {
 	u, ok := llm.MemberValue(b, "usage")
 	if !ok {
 		if t := bytes.TrimLeft(b, " \t\r\n"); len(t) == 0 || t[0] != '{' || !json.Valid(b) {
-			return llm.Usage{}, errNoObject
+			return llm.Usage{}, stream.ErrNoObject
 		}
 		return llm.Usage{Complete: true}, nil
 	}
-	return OpenAIEmbeddingsUsageObject(u)
+	return EmbeddingsUsageObject(u)
 }
 
-var errBadUsage = errors.New("stream: usage is not an object")
+var errBadUsage = errors.New("openai: usage is not an object")
 
-// OpenAIEmbeddingsUsageObject maps an embeddings usage object
+// EmbeddingsUsageObject maps an embeddings usage object
 // ({"prompt_tokens":8,"total_tokens":8}) to a complete llm.Usage.
-func OpenAIEmbeddingsUsageObject(u []byte) (llm.Usage, error) {
+func EmbeddingsUsageObject(u []byte) (llm.Usage, error) {
 	if string(u) == "null" {
 		return llm.Usage{Complete: true}, nil
 	}
@@ -944,14 +954,14 @@ func OpenAIEmbeddingsUsageObject(u []byte) (llm.Usage, error) {
 	return llm.Usage{InputTokens: prompt, Complete: true}, nil
 }
 
-// OpenAIErrorType reads the type of an OpenAI-shaped error body:
+// ErrorType reads the type of an OpenAI-shaped error body:
 // error.type ({"error":{"message","type","param","code"}}, OpenAI, Ollama,
 // LiteLLM), else error.code when it is a string (Azure OpenAI's
 // {"error":{"code":"DeploymentNotFound",…}}), else the top-level type of
 // vLLM's {"object":"error","type":"BadRequestError",…}; "" when body is none
-// of those. Like ErrorType, anything longer than 64 bytes or holding other
-// than letters, digits, '_', '-' and '.' is reported as "".
-func OpenAIErrorType(body []byte) string {
+// of those. Like stream.ErrorType, anything longer than 64 bytes or holding
+// other than letters, digits, '_', '-' and '.' is reported as "".
+func ErrorType(body []byte) string {
 	if e, ok := llm.MemberValue(body, "error"); ok && len(e) > 0 && e[0] == '{' {
 		if t := safeType(llm.StringMember(e, "type")); t != "" {
 			return t
@@ -971,7 +981,7 @@ func responsesErrorType(data []byte) string {
 	if t := safeType(llm.StringMember(data, "code")); t != "" {
 		return t
 	}
-	if t := OpenAIErrorType(data); t != "" {
+	if t := ErrorType(data); t != "" {
 		return t
 	}
 	return "error"

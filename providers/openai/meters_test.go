@@ -1,4 +1,4 @@
-package stream
+package openai
 
 import (
 	"bytes"
@@ -12,6 +12,25 @@ import (
 
 	"github.com/llmgateway/caddy-llm-gateway/providers/llm"
 )
+
+// ev is one SSE event as a test expects it delivered.
+type ev struct{ event, data string }
+
+// encodeSSE writes events in the SSE wire format with the given line ending.
+// Multi-line data is written as several data lines.
+func encodeSSE(eol string, evs ...ev) string {
+	var b strings.Builder
+	for _, e := range evs {
+		if e.event != "" {
+			b.WriteString("event: " + e.event + eol)
+		}
+		for _, line := range strings.Split(e.data, "\n") {
+			b.WriteString("data: " + line + eol)
+		}
+		b.WriteString(eol)
+	}
+	return b.String()
+}
 
 // Chat Completions fixtures, in the shapes openai-go documents
 // (ChatCompletionChunk, CompletionUsage) and the API sends: OpenAI puts
@@ -298,7 +317,7 @@ func chatCases() []chatCase {
 	}
 }
 
-func checkChat(t *testing.T, tc chatCase, m *OpenAIChatMeter, clock *countingClock, where string) {
+func checkChat(t *testing.T, tc chatCase, m *ChatMeter, clock *countingClock, where string) {
 	t.Helper()
 	wantText := tc.wantText
 	if wantText < 0 {
@@ -321,11 +340,11 @@ func checkChat(t *testing.T, tc chatCase, m *OpenAIChatMeter, clock *countingClo
 	}
 }
 
-func TestOpenAIChatMeter(t *testing.T) {
+func TestChatMeter(t *testing.T) {
 	for _, tc := range chatCases() {
 		t.Run(tc.name, func(t *testing.T) {
 			clock := &countingClock{t0: oaiT0}
-			m := &OpenAIChatMeter{Now: clock.now}
+			m := &ChatMeter{Now: clock.now}
 			for _, e := range tc.evs {
 				m.Event([]byte(e.event), []byte(e.data))
 			}
@@ -339,24 +358,24 @@ func TestOpenAIChatMeter(t *testing.T) {
 	}
 }
 
-// TestOpenAIChatSSESplits feeds every case's raw stream split at every byte
+// TestChatSSESplits feeds every case's raw stream split at every byte
 // boundary, in every line-ending style: the results never depend on
 // chunking.
-func TestOpenAIChatSSESplits(t *testing.T) {
+func TestChatSSESplits(t *testing.T) {
 	for _, tc := range chatCases() {
 		t.Run(tc.name, func(t *testing.T) {
 			for _, eol := range []string{"\n", "\r\n", "\r"} {
 				b := []byte(": OPENROUTER PROCESSING" + eol + eol + encodeSSE(eol, tc.evs...))
 				for i := 0; i <= len(b); i++ {
 					clock := &countingClock{t0: oaiT0}
-					a := &OpenAIChatSSE{}
+					a := &ChatSSE{}
 					a.Meter.Now = clock.now
 					a.Feed(b[:i])
 					a.Feed(b[i:])
 					checkChat(t, tc, &a.Meter, clock, fmt.Sprintf("eol %q split %d", eol, i))
 				}
 				clock := &countingClock{t0: oaiT0}
-				a := &OpenAIChatSSE{}
+				a := &ChatSSE{}
 				a.Meter.Now = clock.now
 				for i := range b {
 					a.Feed(b[i : i+1])
@@ -367,7 +386,7 @@ func TestOpenAIChatSSESplits(t *testing.T) {
 	}
 }
 
-func TestOpenAIChatMeterBody(t *testing.T) {
+func TestChatMeterBody(t *testing.T) {
 	for _, tc := range []struct {
 		name    string
 		body    string
@@ -421,7 +440,7 @@ func TestOpenAIChatMeterBody(t *testing.T) {
 		{name: "empty", body: "", wantErr: true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			var m OpenAIChatMeter
+			var m ChatMeter
 			err := m.Body([]byte(tc.body))
 			if (err != nil) != tc.wantErr {
 				t.Fatalf("err = %v", err)
@@ -551,7 +570,7 @@ func respCases() []respCase {
 	}
 }
 
-func checkResp(t *testing.T, tc respCase, m *OpenAIResponsesMeter, clock *countingClock, where string) {
+func checkResp(t *testing.T, tc respCase, m *ResponsesMeter, clock *countingClock, where string) {
 	t.Helper()
 	if got := m.Usage(); got != tc.want {
 		t.Fatalf("%s: usage %+v\nwant      %+v", where, got, tc.want)
@@ -582,11 +601,11 @@ func (tc respCase) events() []ev {
 	return out
 }
 
-func TestOpenAIResponsesMeter(t *testing.T) {
+func TestResponsesMeter(t *testing.T) {
 	for _, tc := range respCases() {
 		t.Run(tc.name, func(t *testing.T) {
 			clock := &countingClock{t0: oaiT0}
-			m := &OpenAIResponsesMeter{Now: clock.now}
+			m := &ResponsesMeter{Now: clock.now}
 			for _, e := range tc.events() {
 				m.Event([]byte(e.event), []byte(e.data))
 			}
@@ -602,14 +621,14 @@ func TestOpenAIResponsesMeter(t *testing.T) {
 	}
 }
 
-func TestOpenAIResponsesSSESplits(t *testing.T) {
+func TestResponsesSSESplits(t *testing.T) {
 	for _, tc := range respCases() {
 		t.Run(tc.name, func(t *testing.T) {
 			for _, eol := range []string{"\n", "\r\n"} {
 				b := []byte(encodeSSE(eol, tc.events()...))
 				for i := 0; i <= len(b); i++ {
 					clock := &countingClock{t0: oaiT0}
-					a := &OpenAIResponsesSSE{}
+					a := &ResponsesSSE{}
 					a.Meter.Now = clock.now
 					a.Feed(b[:i])
 					a.Feed(b[i:])
@@ -620,7 +639,7 @@ func TestOpenAIResponsesSSESplits(t *testing.T) {
 	}
 }
 
-func TestOpenAIResponsesMeterBody(t *testing.T) {
+func TestResponsesMeterBody(t *testing.T) {
 	for _, tc := range []struct {
 		name    string
 		body    string
@@ -637,7 +656,7 @@ func TestOpenAIResponsesMeterBody(t *testing.T) {
 		{name: "truncated", body: `{"id":"resp_1","output":[{"content":"x`, wantErr: true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			var m OpenAIResponsesMeter
+			var m ResponsesMeter
 			err := m.Body([]byte(tc.body))
 			if (err != nil) != tc.wantErr {
 				t.Fatalf("err = %v", err)
@@ -652,7 +671,7 @@ func TestOpenAIResponsesMeterBody(t *testing.T) {
 	}
 }
 
-func TestOpenAIEmbeddingsUsage(t *testing.T) {
+func TestEmbeddingsUsage(t *testing.T) {
 	for _, tc := range []struct {
 		name    string
 		body    string
@@ -676,7 +695,7 @@ func TestOpenAIEmbeddingsUsage(t *testing.T) {
 		{name: "not JSON", body: `[1,2]`, wantErr: true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			got, err := OpenAIEmbeddingsUsage([]byte(tc.body))
+			got, err := EmbeddingsUsage([]byte(tc.body))
 			if (err != nil) != tc.wantErr || got != tc.want {
 				t.Fatalf("usage %+v err %v, want %+v", got, err, tc.want)
 			}
@@ -684,7 +703,7 @@ func TestOpenAIEmbeddingsUsage(t *testing.T) {
 	}
 }
 
-func TestOpenAIErrorType(t *testing.T) {
+func TestErrorType(t *testing.T) {
 	for body, want := range map[string]string{
 		`{"error":{"message":"Incorrect API key provided: sk-proj-****","type":"invalid_request_error","param":null,"code":"invalid_api_key"}}`: "invalid_request_error",
 		`{"error":{"message":"You exceeded your current quota","type":"insufficient_quota","param":null,"code":"insufficient_quota"}}`:          "insufficient_quota",
@@ -697,8 +716,8 @@ func TestOpenAIErrorType(t *testing.T) {
 		`{"error":"model not found"}`:               "",
 		`<html>502</html>`:                          "",
 	} {
-		if got := OpenAIErrorType([]byte(body)); got != want {
-			t.Errorf("OpenAIErrorType(%s) = %q, want %q", body, got, want)
+		if got := ErrorType([]byte(body)); got != want {
+			t.Errorf("ErrorType(%s) = %q, want %q", body, got, want)
 		}
 	}
 }
@@ -723,10 +742,10 @@ func TestParseCount(t *testing.T) {
 
 // filterRun feeds raw through a filter in the given chunks and returns
 // what reached the client.
-func filterRun(t *testing.T, chunks [][]byte) (string, *OpenAIChatFilter) {
+func filterRun(t *testing.T, chunks [][]byte) (string, *ChatFilter) {
 	t.Helper()
 	var out bytes.Buffer
-	f := &OpenAIChatFilter{W: &out}
+	f := &ChatFilter{W: &out}
 	for _, c := range chunks {
 		if n, err := f.Write(c); err != nil || n != len(c) {
 			t.Fatalf("Write = %d, %v", n, err)
@@ -741,7 +760,7 @@ func filterRun(t *testing.T, chunks [][]byte) (string, *OpenAIChatFilter) {
 	return out.String(), f
 }
 
-func TestOpenAIChatFilter(t *testing.T) {
+func TestChatFilter(t *testing.T) {
 	for _, tc := range []struct {
 		name            string
 		in, want        func(eol string) string
@@ -860,11 +879,11 @@ func TestOpenAIChatFilter(t *testing.T) {
 	}
 }
 
-// TestOpenAIChatFilterEventsWrittenWhole checks that an event is written
+// TestChatFilterEventsWrittenWhole checks that an event is written
 // as soon as its blank line arrives, and a partial one is held.
-func TestOpenAIChatFilterEventsWrittenWhole(t *testing.T) {
+func TestChatFilterEventsWrittenWhole(t *testing.T) {
 	var out bytes.Buffer
-	f := &OpenAIChatFilter{W: &out}
+	f := &ChatFilter{W: &out}
 	s := oaiChatStream(true)
 	e0, e1 := encodeSSE("\n", s[0]), encodeSSE("\n", s[1])
 	f.Write([]byte(e0 + e1[:10]))
@@ -896,12 +915,12 @@ func (w *failWriter) Write(p []byte) (int, error) {
 	return w.buf.Write(p)
 }
 
-func TestOpenAIChatFilterClientGone(t *testing.T) {
+func TestChatFilterClientGone(t *testing.T) {
 	// The client fails on the third write (the first event, its usage:null
 	// cut, took two), but the whole stream is metered, and Write and Finish
 	// report the error.
 	w := &failWriter{failAt: 3}
-	f := &OpenAIChatFilter{W: w}
+	f := &ChatFilter{W: w}
 	var firstErr error
 	for _, e := range oaiChatStream(true) {
 		if _, err := f.Write([]byte(encodeSSE("\n", e))); err != nil && firstErr == nil {
@@ -919,7 +938,7 @@ func TestOpenAIChatFilterClientGone(t *testing.T) {
 	}
 
 	// A short write is an error too.
-	f = &OpenAIChatFilter{W: shortWriter{}}
+	f = &ChatFilter{W: shortWriter{}}
 	if _, err := f.Write([]byte("data: [DONE]\n\n")); !errors.Is(err, io.ErrShortWrite) {
 		t.Fatalf("short write: %v", err)
 	}
@@ -929,9 +948,9 @@ type shortWriter struct{}
 
 func (shortWriter) Write(p []byte) (int, error) { return len(p) - 1, nil }
 
-func TestOpenAIChatFilterOversizedEvent(t *testing.T) {
+func TestChatFilterOversizedEvent(t *testing.T) {
 	var out bytes.Buffer
-	f := &OpenAIChatFilter{W: &out}
+	f := &ChatFilter{W: &out}
 	big := bytes.Repeat([]byte("x"), MaxHeldEvent+1)
 	f.Write([]byte("data: "))
 	f.Write(big)
@@ -948,9 +967,9 @@ func TestOpenAIChatFilterOversizedEvent(t *testing.T) {
 	}
 }
 
-func TestOpenAIChatFilterReset(t *testing.T) {
+func TestChatFilterReset(t *testing.T) {
 	var a, b bytes.Buffer
-	f := &OpenAIChatFilter{W: &a}
+	f := &ChatFilter{W: &a}
 	f.SSE.Meter.Now = time.Now
 	f.Write([]byte(encodeSSE("\n", oaiChatStream(true)...) + "data: partial"))
 	f.Reset(&b)
@@ -976,10 +995,10 @@ func FuzzOpenAIChatFilter(f *testing.F) {
 			step = 1
 		}
 		var whole, chunked bytes.Buffer
-		f1 := &OpenAIChatFilter{W: &whole}
+		f1 := &ChatFilter{W: &whole}
 		f1.Write(in)
 		f1.Finish()
-		f2 := &OpenAIChatFilter{W: &chunked}
+		f2 := &ChatFilter{W: &chunked}
 		for p := in; len(p) > 0; {
 			n := min(step, len(p))
 			f2.Write(p[:n])
@@ -1003,22 +1022,22 @@ func FuzzOpenAIChatMeter(f *testing.F) {
 	f.Add([]byte(encodeSSE("\n", oaiToolStream()...)))
 	f.Add([]byte(encodeSSE("\n", respStream()...)))
 	f.Fuzz(func(t *testing.T, in []byte) {
-		var a OpenAIChatSSE
+		var a ChatSSE
 		a.Feed(in)
 		u := a.Meter.Usage()
 		if u.InputTokens < 0 || u.OutputTokens < 0 || u.CacheReadTokens < 0 {
 			t.Fatalf("negative usage %+v", u)
 		}
-		var r OpenAIResponsesSSE
+		var r ResponsesSSE
 		r.Feed(in)
 		if u := r.Meter.Usage(); u.InputTokens < 0 || u.OutputTokens < 0 {
 			t.Fatalf("negative usage %+v", u)
 		}
-		var m OpenAIChatMeter
+		var m ChatMeter
 		_ = m.Body(in)
-		var rm OpenAIResponsesMeter
+		var rm ResponsesMeter
 		_ = rm.Body(in)
-		_, _ = OpenAIEmbeddingsUsage(in)
+		_, _ = EmbeddingsUsage(in)
 	})
 }
 
@@ -1039,7 +1058,7 @@ func oaiBenchStream(n int) []ev {
 		ev{"", "[DONE]"})
 }
 
-func TestOpenAIMetersSteadyStateAllocs(t *testing.T) {
+func TestMetersSteadyStateAllocs(t *testing.T) {
 	allocs := func(n int, run func(b []byte)) float64 {
 		b := []byte(encodeSSE("\n", oaiBenchStream(n)...))
 		run(b)
@@ -1054,25 +1073,25 @@ func TestOpenAIMetersSteadyStateAllocs(t *testing.T) {
 			}
 		}
 	}
-	a := &OpenAIChatSSE{}
+	a := &ChatSSE{}
 	meter := feed(func(p []byte) { a.Feed(p) })
 	meterRun := func(b []byte) { a.Reset(); meter(b) }
 	if s, l := allocs(10, meterRun), allocs(500, meterRun); s != l {
 		t.Errorf("chat meter: %v allocs for 500 chunks vs %v for 10", l, s)
 	}
-	f := &OpenAIChatFilter{W: io.Discard}
+	f := &ChatFilter{W: io.Discard}
 	filterRun := func(b []byte) { f.Reset(io.Discard); feed(func(p []byte) { f.Write(p) })(b); f.Finish() }
 	if s, l := allocs(10, filterRun), allocs(500, filterRun); s != l {
 		t.Errorf("chat filter: %v allocs for 500 chunks vs %v for 10", l, s)
 	}
 
-	m := &OpenAIChatMeter{Now: time.Now}
+	m := &ChatMeter{Now: time.Now}
 	chunk := []byte(oaiChunk(oaiDelta(`{"content":"caf\u00e9 \"x\""}`, "null"), "null"))
 	m.Event(nil, chunk)
 	if n := testing.AllocsPerRun(100, func() { m.Event(nil, chunk) }); n != 0 {
 		t.Errorf("content chunk: %v allocs", n)
 	}
-	r := &OpenAIResponsesMeter{Now: time.Now}
+	r := &ResponsesMeter{Now: time.Now}
 	delta := respTextDelta(6, `"caf\u00e9"`)
 	name, data := []byte(delta.event), []byte(delta.data)
 	r.Event(name, data)
@@ -1086,7 +1105,7 @@ func TestOpenAIMetersSteadyStateAllocs(t *testing.T) {
 func BenchmarkOpenAIChatMeterStream(b *testing.B) {
 	evs := oaiBenchStream(300)
 	s := []byte(encodeSSE("\n", evs...))
-	a := &OpenAIChatSSE{}
+	a := &ChatSSE{}
 	a.Meter.Now = time.Now
 	b.SetBytes(int64(len(s)))
 	b.ReportAllocs()
@@ -1115,7 +1134,7 @@ func BenchmarkOpenAIChatFilterStream(b *testing.B) {
 		chunks[i] = []byte(encodeSSE("\n", e))
 		total += len(chunks[i])
 	}
-	f := &OpenAIChatFilter{W: io.Discard}
+	f := &ChatFilter{W: io.Discard}
 	b.SetBytes(int64(total))
 	b.ReportAllocs()
 	for b.Loop() {
@@ -1140,7 +1159,7 @@ func BenchmarkOpenAIResponsesMeterStream(b *testing.B) {
 	}
 	evs = append(evs, respEvent("response.completed", 400, `"response":`+respFinal("completed", "null", "null", respUsage)))
 	s := []byte(encodeSSE("\n", evs...))
-	a := &OpenAIResponsesSSE{}
+	a := &ResponsesSSE{}
 	b.SetBytes(int64(len(s)))
 	b.ReportAllocs()
 	for b.Loop() {
