@@ -7,14 +7,8 @@ import (
 	"net/http"
 	"strings"
 	"testing"
-	"time"
-
-	"go.uber.org/zap"
 
 	"github.com/llmgateway/caddy-llm-gateway/governance"
-	"github.com/llmgateway/caddy-llm-gateway/providers"
-	"github.com/llmgateway/caddy-llm-gateway/providers/anthropic"
-	"github.com/llmgateway/caddy-llm-gateway/providers/llm"
 )
 
 // cannedUpstream answers every request in memory with a recorded-shape
@@ -77,35 +71,13 @@ func (d *discardWriter) Flush()                      {}
 
 // benchGateway is a provisioned-equivalent gateway on an in-memory upstream.
 func benchGateway(b *testing.B, upstream http.RoundTripper) *Gateway {
-	p, err := anthropic.New(anthropic.Config{Name: "anthropic", APIKeys: []string{"sk-ant-bench"}, Transport: upstream})
-	if err != nil {
-		b.Fatal(err)
-	}
-	reg, err := governance.NewRegistry(nil, []governance.TeamSpec{{Name: "platform"}},
-		[]governance.KeySpec{{Name: "alice", Hash: governance.HashSecret("sk-llmgw-bench"), Team: "platform"}}, nil)
-	if err != nil {
-		b.Fatal(err)
-	}
 	// The production default store: SQLite, group-committed off the request path.
 	sqlite, err := governance.OpenSQLiteStore(b.TempDir()+"/bench.db", governance.SQLiteOptions{})
 	if err != nil {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { _ = sqlite.Close() })
-	store := &sharedStore{ledger: sqlite, counters: governance.NewMemoryCounters(nil), logger: zap.NewNop()}
-	store.leases = newLeaseTracker(store, zap.NewNop(), newMetrics(baseLabels))
-	b.Cleanup(store.leases.stop)
-	store.refs.Store(1)
-	return &Gateway{state: &state{
-		registry: reg,
-		router:   providers.NewRouter(providers.RouterConfig{Providers: []providers.Eligible{{Provider: p, Models: []llm.Glob{"claude-*"}}}}),
-		store:    store,
-		metrics:  newMetrics(baseLabels),
-		location: time.UTC,
-		maxBody:  DefaultMaxRequestBody,
-		logger:   zap.NewNop(),
-		labels:   newLabelResolver(nil, nil),
-	}}
+	return newTestGateway(b, upstream, "sk-llmgw-bench", sqlite)
 }
 
 // BenchmarkGatewayRequest is the gateway's own work for one Claude Code turn

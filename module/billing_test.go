@@ -45,22 +45,30 @@ func (l *recordingLedger) records() []governance.Record {
 const testSecret = "sk-llmgw-test"
 
 // testGateway is a provisioned-equivalent gateway whose one Anthropic
-// provider is the round tripper up.
+// provider is the round tripper up, with a recording memory ledger.
 func testGateway(t *testing.T, up http.RoundTripper) (*Gateway, *recordingLedger) {
 	t.Helper()
+	ledger := &recordingLedger{MemoryStore: governance.NewMemoryStore()}
+	return newTestGateway(t, up, testSecret, ledger), ledger
+}
+
+// newTestGateway builds the gateway state Provision would: key alice
+// (secret) in team platform, one Anthropic provider on up serving claude-*,
+// memory counters over ledger.
+func newTestGateway(tb testing.TB, up http.RoundTripper, secret string, ledger governance.Store) *Gateway {
+	tb.Helper()
 	p, err := anthropic.New(anthropic.Config{Name: "anthropic", APIKeys: []string{"sk-ant-test"}, Transport: up})
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
 	reg, err := governance.NewRegistry(nil, []governance.TeamSpec{{Name: "platform"}},
-		[]governance.KeySpec{{Name: "alice", Hash: governance.HashSecret(testSecret), Team: "platform"}}, nil)
+		[]governance.KeySpec{{Name: "alice", Hash: governance.HashSecret(secret), Team: "platform"}}, nil)
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
-	ledger := &recordingLedger{MemoryStore: governance.NewMemoryStore()}
 	store := &sharedStore{ledger: ledger, counters: governance.NewMemoryCounters(nil), logger: zap.NewNop()}
 	store.leases = newLeaseTracker(store, zap.NewNop(), newMetrics(baseLabels))
-	t.Cleanup(store.leases.stop)
+	tb.Cleanup(store.leases.stop)
 	store.refs.Store(1)
 	return &Gateway{state: &state{
 		registry: reg,
@@ -71,7 +79,7 @@ func testGateway(t *testing.T, up http.RoundTripper) (*Gateway, *recordingLedger
 		maxBody:  DefaultMaxRequestBody,
 		logger:   zap.NewNop(),
 		labels:   newLabelResolver(nil, nil),
-	}}, ledger
+	}}
 }
 
 // serveTest runs one request through g with an access-log field set, the
