@@ -36,6 +36,31 @@ type Record struct {
 	SessionID string
 	// Duration is the time from arrival to the last byte.
 	Duration time.Duration
+	// RequestID is the gateway's own request id: the x-llm-gateway-request-id
+	// the client received, served or refused, and the access log's
+	// llm.request_id.
+	RequestID string
+	// ProviderRequestID is the provider's own id for the response (Anthropic,
+	// Vertex and Foundry request-id, Bedrock x-amzn-requestid, OpenAI
+	// x-request-id), as the client received it; "" when no provider answered.
+	ProviderRequestID string
+	// Labels are the request's metrics_label values by label name, as the
+	// headers carried them (bounded in size, but not capped to a number of
+	// distinct values like the Prometheus label); nil when there are none.
+	Labels map[string]string
+	// UserAgent is the client's User-Agent header (e.g. claude-cli/2.1.328).
+	UserAgent string
+	// TTFT is the time from arrival to the first token; 0 when no token came.
+	TTFT time.Duration
+	// Attempts is how many providers the request was sent to (0 when it was
+	// refused before any).
+	Attempts int
+	// Rejection is why the gateway refused the request (the reason the
+	// rejections metric counts, e.g. "budget"); "" when it did not.
+	Rejection string
+	// ErrorType is the error type of a provider's error answer (e.g.
+	// overloaded_error); "" when there was none.
+	ErrorType string
 }
 
 // PriceRow is the price row as "model@effective_from" ("" when unpriced),

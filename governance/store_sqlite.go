@@ -3,6 +3,7 @@ package governance
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
@@ -38,7 +39,7 @@ const (
 	sqliteMinBackoff         = 50 * time.Millisecond
 	sqliteMaxBackoff         = 5 * time.Second
 	sqliteMaxConns           = 4
-	sqliteSchemaVersion      = 3
+	sqliteSchemaVersion      = 4
 	bucketSeconds            = int64(SpendBucket / time.Second)
 	bucketNanos              = int64(SpendBucket)
 )
@@ -207,15 +208,32 @@ ALTER TABLE ledger ADD COLUMN speed                TEXT NOT NULL DEFAULT '';
 ALTER TABLE ledger ADD COLUMN inference_geo        TEXT NOT NULL DEFAULT '';
 `
 
+// sqliteSchemaV4 makes a ledger row traceable: the gateway's and the
+// provider's request ids, the metrics_label values uncapped (a JSON object),
+// the client's User-Agent, time to first token, attempts, the rejection
+// reason and the error type; rows written before it keep empty values.
+const sqliteSchemaV4 = `
+ALTER TABLE ledger ADD COLUMN request_id          TEXT    NOT NULL DEFAULT '';
+ALTER TABLE ledger ADD COLUMN provider_request_id TEXT    NOT NULL DEFAULT '';
+ALTER TABLE ledger ADD COLUMN labels              TEXT    NOT NULL DEFAULT '{}';
+ALTER TABLE ledger ADD COLUMN user_agent          TEXT    NOT NULL DEFAULT '';
+ALTER TABLE ledger ADD COLUMN ttft_us             INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE ledger ADD COLUMN attempts            INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE ledger ADD COLUMN rejection           TEXT    NOT NULL DEFAULT '';
+ALTER TABLE ledger ADD COLUMN error_type          TEXT    NOT NULL DEFAULT '';
+`
+
 var sqliteInsertLedger = `INSERT INTO ledger (
 	time_ns, key, team, customer, provider, model, requested_model, surface,
 	status, stream, input_tokens, output_tokens, cache_read_tokens,
 	cache_write_5m_tokens, cache_write_1h_tokens, web_search_requests,
 	cost_nano_usd, complete, output_estimated, session_id, duration_us,
-	input_estimated, price_model, price_effective_from, speed, inference_geo
+	input_estimated, price_model, price_effective_from, speed, inference_geo,
+	request_id, provider_request_id, labels, user_agent, ttft_us, attempts,
+	rejection, error_type
 ) VALUES ` + sqliteLedgerRow
 
-const sqliteLedgerArgs = 26
+const sqliteLedgerArgs = 34
 
 // sqliteLedgerRow is the placeholders of one ledger row.
 var sqliteLedgerRow = "(" + strings.Repeat("?, ", sqliteLedgerArgs-1) + "?)"
@@ -348,7 +366,7 @@ func (s *SQLiteStore) migrate(ctx context.Context) error {
 		return fmt.Errorf("schema version %d is newer than this build understands (%d)", version, sqliteSchemaVersion)
 	}
 	// Migrate step by step: version 0 is a new database.
-	for v, ddl := range []string{sqliteSchemaV1, sqliteSchemaV2, sqliteSchemaV3}[version:] {
+	for v, ddl := range []string{sqliteSchemaV1, sqliteSchemaV2, sqliteSchemaV3, sqliteSchemaV4}[version:] {
 		if _, err := tx.ExecContext(ctx, ddl); err != nil {
 			return fmt.Errorf("migrating the schema to version %d: %w", version+v+1, err)
 		}
@@ -634,6 +652,36 @@ func (s *SQLiteStore) ledgerArgs(a []any, r *Record) {
 	a[19], a[20] = r.SessionID, r.Duration.Microseconds()
 	a[21] = boolInt(u.InputEstimated)
 	a[22], a[23], a[24], a[25] = r.PriceModel, r.PriceEffectiveFrom, u.Speed, u.InferenceGeo
+	a[26], a[27], a[28], a[29] = r.RequestID, r.ProviderRequestID, labelsJSON(r.Labels), r.UserAgent
+	a[30], a[31], a[32], a[33] = r.TTFT.Microseconds(), int64(r.Attempts), r.Rejection, r.ErrorType
+}
+
+// labelsJSON is the labels column: a JSON object of the labels ("{}" when
+// there are none).
+func labelsJSON(m map[string]string) string {
+	if len(m) == 0 {
+		return "{}"
+	}
+	b, err := json.Marshal(m) // keys sorted; cannot fail for a map of strings
+	if err != nil {
+		return "{}"
+	}
+	return string(b)
+}
+
+// parseLabels reads the labels column back (nil for an empty object).
+func parseLabels(s string) (map[string]string, error) {
+	if s == "" || s == "{}" {
+		return nil, nil
+	}
+	var m map[string]string
+	if err := json.Unmarshal([]byte(s), &m); err != nil {
+		return nil, fmt.Errorf("labels %q: %w", s, err)
+	}
+	if len(m) == 0 {
+		return nil, nil
+	}
+	return m, nil
 }
 
 func (s *SQLiteStore) aggregate(r *Record) {
@@ -933,7 +981,8 @@ func scanTotals(rs *sql.Rows, group any, t *Totals) error {
 
 // Records returns the ledger rows with from <= Time < to (zero times are
 // open ends), oldest first, at most limit of them when limit > 0. Times come
-// back in UTC; durations are kept to the microsecond.
+// back in UTC; durations and TTFT are kept to the microsecond; Labels is nil
+// for a row without labels.
 func (s *SQLiteStore) Records(ctx context.Context, from, to time.Time, limit int) ([]Record, error) {
 	lo, hi, ok := ledgerRange(from, to)
 	if !ok {
@@ -947,7 +996,9 @@ func (s *SQLiteStore) Records(ctx context.Context, from, to time.Time, limit int
 		output_tokens, cache_read_tokens, cache_write_5m_tokens,
 		cache_write_1h_tokens, web_search_requests, cost_nano_usd, complete,
 		output_estimated, session_id, duration_us, input_estimated,
-		price_model, price_effective_from, speed, inference_geo
+		price_model, price_effective_from, speed, inference_geo,
+		request_id, provider_request_id, labels, user_agent, ttft_us, attempts,
+		rejection, error_type
 		FROM ledger WHERE time_ns BETWEEN ? AND ? ORDER BY time_ns, id LIMIT ?`, lo, hi, limit)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite store: ledger: %w", err)
@@ -956,16 +1007,24 @@ func (s *SQLiteStore) Records(ctx context.Context, from, to time.Time, limit int
 	out := []Record{}
 	for rs.Next() {
 		var r Record
-		var ns, durUs int64
+		var ns, durUs, ttftUs int64
+		var labels string
 		u := &r.Usage
 		if err := rs.Scan(&ns, &r.Key, &r.Team, &r.Customer, &r.Provider, &r.Model,
 			&r.RequestedModel, &r.Surface, &r.Status, &r.Stream, &u.InputTokens,
 			&u.OutputTokens, &u.CacheReadTokens, &u.CacheWrite5mTokens,
 			&u.CacheWrite1hTokens, &u.WebSearchRequests, &r.Cost, &u.Complete,
 			&u.OutputEstimated, &r.SessionID, &durUs, &u.InputEstimated,
-			&r.PriceModel, &r.PriceEffectiveFrom, &u.Speed, &u.InferenceGeo); err != nil {
+			&r.PriceModel, &r.PriceEffectiveFrom, &u.Speed, &u.InferenceGeo,
+			&r.RequestID, &r.ProviderRequestID, &labels, &r.UserAgent, &ttftUs, &r.Attempts,
+			&r.Rejection, &r.ErrorType); err != nil {
 			return nil, fmt.Errorf("sqlite store: ledger: %w", err)
 		}
+		var err error
+		if r.Labels, err = parseLabels(labels); err != nil {
+			return nil, fmt.Errorf("sqlite store: ledger: %w", err)
+		}
+		r.TTFT = time.Duration(ttftUs) * time.Microsecond
 		r.Time = time.Unix(0, ns).UTC()
 		r.Duration = time.Duration(durUs) * time.Microsecond
 		out = append(out, r)

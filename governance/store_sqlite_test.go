@@ -75,9 +75,19 @@ func randomRecords(seed uint64, n int, from time.Time, span time.Duration) []Rec
 				Complete:           rng.IntN(4) != 0,
 				OutputEstimated:    rng.IntN(8) == 0,
 			},
-			Cost:      Money(rng.Int64N(5 * int64(Dollar))),
-			SessionID: fmt.Sprintf("sess-%d", rng.IntN(50)),
-			Duration:  time.Duration(rng.Int64N(int64(10 * time.Minute))).Truncate(time.Microsecond),
+			Cost:              Money(rng.Int64N(5 * int64(Dollar))),
+			SessionID:         fmt.Sprintf("sess-%d", rng.IntN(50)),
+			Duration:          time.Duration(rng.Int64N(int64(10 * time.Minute))).Truncate(time.Microsecond),
+			RequestID:         fmt.Sprintf("01JZ%022d", i),
+			ProviderRequestID: pick("req_011CabcDEF", "", "0f6c1a2b-3c4d"),
+			UserAgent:         pick("claude-cli/2.1.328 (external, cli)", "OpenAI/Python 1.99.0", ""),
+			TTFT:              time.Duration(rng.Int64N(int64(5 * time.Second))).Truncate(time.Microsecond),
+			Attempts:          rng.IntN(3),
+			Rejection:         pick("", "", "budget", "rate_limit"),
+			ErrorType:         pick("", "", "overloaded_error"),
+		}
+		if rng.IntN(2) == 0 {
+			out[i].Labels = map[string]string{"project": pick("apollo", "gemini"), "env": pick("prod", "dev")}
 		}
 	}
 	return out
@@ -122,7 +132,12 @@ func TestSQLiteReopenRestoresTotalsAndLedger(t *testing.T) {
 			Usage: llm.Usage{InputTokens: 1, OutputTokens: 2, CacheReadTokens: 3, CacheWrite5mTokens: 4,
 				CacheWrite1hTokens: 5, WebSearchRequests: 6, Complete: true, OutputEstimated: true},
 			Cost: 123_456_789_012, SessionID: "0d9c3b5e-session", Duration: 1234567 * time.Microsecond,
+			RequestID: "01JZ8Q4T3G7Y2K5M9N0P1R2S3T", ProviderRequestID: "req_011CXyz", UserAgent: "claude-cli/2.1.328 (external, cli)",
+			Labels: map[string]string{"project": "apollo", "env": "caf\u00e9 \"prod\""}, TTFT: 412 * time.Millisecond,
+			Attempts: 2, ErrorType: "overloaded_error",
 		}}},
+		{"refused", []Record{{Time: base, Key: "alice", Status: 402, Surface: "anthropic_messages",
+			RequestID: "01JZ8Q4T3G7Y2K5M9N0P1R2S3V", Rejection: "budget", UserAgent: "curl/8.5.0"}}},
 		{"no hierarchy", []Record{{Time: base, Status: 401, Surface: "anthropic_messages"}}},
 		{"key without team", []Record{
 			{Time: base, Key: "solo", Cost: 1, Usage: llm.Usage{InputTokens: 10}},
@@ -982,7 +997,7 @@ func TestSQLiteSchema(t *testing.T) {
 		db.Close()
 		s := openSQLite(t, path, SQLiteOptions{})
 		var version int
-		if err := s.db.QueryRow("PRAGMA user_version").Scan(&version); err != nil || version != 3 {
+		if err := s.db.QueryRow("PRAGMA user_version").Scan(&version); err != nil || version != sqliteSchemaVersion {
 			t.Fatalf("user_version %d, %v", version, err)
 		}
 		s.Record(&Record{Time: time.Unix(2, 0), Key: "new", Model: "claude-opus-4-6", PriceModel: "claude-opus-4-6", PriceEffectiveFrom: "2026-02-05",
@@ -1005,6 +1020,56 @@ func TestSQLiteSchema(t *testing.T) {
 			if err != nil || len(got) != 2 || got[0].Group != want[0] || got[1].Group != want[1] || got[1].Totals.Cost != 780_000_000 {
 				t.Errorf("group by %s: %+v, %v", g, got, err)
 			}
+		}
+	})
+	t.Run("version 3 migrated in place", func(t *testing.T) {
+		// A file as the previous release wrote it: schema 3, one row, totals.
+		path := filepath.Join(t.TempDir(), "u.db")
+		db, err := sql.Open("sqlite", path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, q := range []string{sqliteSchemaV1, sqliteSchemaV2, sqliteSchemaV3, `INSERT INTO ledger (time_ns, key, team, customer, provider, model,
+			requested_model, surface, status, stream, input_tokens, output_tokens, cache_read_tokens,
+			cache_write_5m_tokens, cache_write_1h_tokens, web_search_requests, cost_nano_usd, complete,
+			output_estimated, session_id, duration_us, input_estimated, price_model, price_effective_from,
+			speed, inference_geo) VALUES (1, 'old', '', '', 'p', 'm', 'm', 's', 200, 1,
+			7, 8, 0, 0, 0, 0, 9, 1, 0, 'sess', 5, 0, 'm', '2025-01-01', 'fast', 'us')`,
+			`INSERT INTO totals VALUES ('key', 'old', 0, 1, 7, 8, 0, 0, 0, 0, 9)`,
+			"PRAGMA user_version = 3"} {
+			if _, err := db.Exec(q); err != nil {
+				t.Fatal(err)
+			}
+		}
+		db.Close()
+		s := openSQLite(t, path, SQLiteOptions{})
+		var version int
+		if err := s.db.QueryRow("PRAGMA user_version").Scan(&version); err != nil || version != 4 {
+			t.Fatalf("user_version %d, %v", version, err)
+		}
+		if got := s.Totals(Scope{ScopeKey, "old"}); got.Requests != 1 || got.Cost != 9 {
+			t.Errorf("totals of the old file %+v", got)
+		}
+		s.Record(&Record{Time: time.Unix(2, 0), Key: "new", Status: 200, RequestID: "01JZREQ", ProviderRequestID: "req_011C",
+			Labels: map[string]string{"project": "apollo"}, UserAgent: "claude-cli/2.1.328", TTFT: 250 * time.Millisecond,
+			Attempts: 2, ErrorType: "overloaded_error"})
+		s.Record(&Record{Time: time.Unix(3, 0), Key: "new", Status: 402, RequestID: "01JZREF", Rejection: "budget"})
+		flush(t, s)
+		rows, err := s.Records(context.Background(), time.Time{}, time.Time{}, 0)
+		if err != nil || len(rows) != 3 {
+			t.Fatalf("rows %+v, %v", rows, err)
+		}
+		if r := rows[0]; r.Key != "old" || r.PriceRow() != "m@2025-01-01" || r.SessionID != "sess" || r.RequestID != "" ||
+			r.Labels != nil || r.TTFT != 0 || r.Attempts != 0 || r.Rejection != "" || r.ErrorType != "" || r.UserAgent != "" {
+			t.Errorf("migrated row %+v", r)
+		}
+		if r := rows[1]; r.RequestID != "01JZREQ" || r.ProviderRequestID != "req_011C" || r.Labels["project"] != "apollo" ||
+			len(r.Labels) != 1 || r.UserAgent != "claude-cli/2.1.328" || r.TTFT != 250*time.Millisecond || r.Attempts != 2 ||
+			r.ErrorType != "overloaded_error" {
+			t.Errorf("new row %+v", r)
+		}
+		if r := rows[2]; r.RequestID != "01JZREF" || r.Rejection != "budget" || r.Status != 402 {
+			t.Errorf("refused row %+v", r)
 		}
 	})
 	t.Run("newer version refused", func(t *testing.T) {
