@@ -13,10 +13,13 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/anthropics/anthropic-sdk-go/v2"
 	"github.com/anthropics/anthropic-sdk-go/v2/option"
 	oai "github.com/openai/openai-go/v3"
+
+	"github.com/llmgateway/caddy-llm-gateway/governance"
 )
 
 // randomBytes is n bytes a client can put in a header value: anything but
@@ -486,5 +489,57 @@ func TestBudgetHeldByRequestsInFlight(t *testing.T) {
 	}
 	if m.count() != 2 {
 		t.Errorf("upstream saw %d requests, want the holder and the retry", m.count())
+	}
+}
+
+// TestLedgerTracesRequests: a served and a refused request each leave a
+// ledger row carrying the x-llm-gateway-request-id the client got, the
+// provider's request-id, the User-Agent, the metrics_label value as sent
+// (longer than the metric label keeps it), attempts, the rejection reason
+// and, for the stream, the time to first token.
+func TestLedgerTracesRequests(t *testing.T) {
+	m := newMockAnthropic(t)
+	db := t.TempDir() + "/usage.db"
+	g := startGateway(t, gatewayOptions{Block: gatewayBlock(m, db, "")})
+	project := "apollo-" + strings.Repeat("x", 200)
+	body := `{"model":"claude-haiku-4-5","max_tokens":10,"stream":true,"messages":[{"role":"user","content":"hi"}]}`
+	ids := map[string]string{}
+	for _, tc := range []struct{ who, key, model string }{
+		{"served", aliceKey, "claude-haiku-4-5"},
+		{"refused", bobKey, "claude-opus-4-5"}, // bob may use claude-haiku-* only
+	} {
+		h := map[string]string{"X-Mock-Scenario": "small", "Content-Type": "application/json", "X-Api-Key": tc.key,
+			"User-Agent": "claude-cli/2.1.328 (external, cli)", "X-Project": project}
+		resp, _ := g.doRaw("POST", "/v1/messages", h, strings.Replace(body, "claude-haiku-4-5", tc.model, 1))
+		ids[tc.who] = resp.Header.Get("X-Llm-Gateway-Request-Id")
+		if !requestIDPattern.MatchString(ids[tc.who]) {
+			t.Fatalf("%s: %d, request id %q", tc.who, resp.StatusCode, ids[tc.who])
+		}
+		g.waitLog()
+	}
+	ledger, err := governance.OpenSQLiteStore(db, governance.SQLiteOptions{})
+	must(t, err)
+	defer ledger.Close()
+	var rows []governance.Record
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		rows, err = ledger.Records(context.Background(), time.Time{}, time.Time{}, 0)
+		must(t, err)
+		if len(rows) >= 2 || time.Now().After(deadline) {
+			break
+		}
+	}
+	if len(rows) != 2 {
+		t.Fatalf("ledger rows %+v", rows)
+	}
+	served, refused := rows[0], rows[1]
+	if served.RequestID != ids["served"] || served.ProviderRequestID != "req_mock_1" || served.Status != 200 ||
+		served.UserAgent != "claude-cli/2.1.328 (external, cli)" || served.Labels["project"] != project ||
+		served.Attempts != 1 || served.Rejection != "" || served.TTFT <= 0 || served.TTFT > served.Duration {
+		t.Errorf("served row %+v", served)
+	}
+	if refused.RequestID != ids["refused"] || refused.ProviderRequestID != "" || refused.Status != 403 ||
+		refused.UserAgent != "claude-cli/2.1.328 (external, cli)" || refused.Labels["project"] != project ||
+		refused.Attempts != 0 || refused.Rejection != "model" || refused.TTFT != 0 {
+		t.Errorf("refused row %+v", refused)
 	}
 }

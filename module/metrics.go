@@ -274,15 +274,25 @@ const maxLabelBytes = 128
 // value: valid UTF-8 (invalid bytes become U+FFFD) and at most
 // maxLabelBytes, cut on a rune boundary. A value that already is one is
 // returned as it is, without allocating.
-func labelValue(v string) string {
-	if len(v) <= maxLabelBytes && utf8.ValidString(v) {
+func labelValue(v string) string { return boundedText(v, maxLabelBytes) }
+
+// maxLedgerTextBytes bounds a metrics_label value or User-Agent the ledger
+// keeps: far more than a real one, small enough that no request can bloat
+// the ledger.
+const maxLedgerTextBytes = 1 << 10
+
+// boundedText is v as valid UTF-8 (invalid bytes become U+FFFD) of at most
+// max bytes, cut on a rune boundary; v itself, without allocating, when it
+// already is.
+func boundedText(v string, max int) string {
+	if len(v) <= max && utf8.ValidString(v) {
 		return v
 	}
 	if !utf8.ValidString(v) {
 		v = strings.ToValidUTF8(v, "\uFFFD")
 	}
-	if len(v) > maxLabelBytes {
-		cut := maxLabelBytes
+	if len(v) > max {
+		cut := max
 		for cut > 0 && !utf8.RuneStart(v[cut]) {
 			cut--
 		}
@@ -357,6 +367,7 @@ type labelResolver struct {
 }
 
 type headerLabel struct {
+	name   string
 	header string
 	max    int
 	set    *boundedSet
@@ -405,7 +416,7 @@ func newLabelResolver(cfg []*MetricsLabelConfig, names []string) *labelResolver 
 			shared = new(boundedSet)
 			labelSets[c.Name] = shared
 		}
-		r.labels = append(r.labels, &headerLabel{header: http.CanonicalHeaderKey(c.Header), max: max, set: shared})
+		r.labels = append(r.labels, &headerLabel{name: c.Name, header: http.CanonicalHeaderKey(c.Header), max: max, set: shared})
 	}
 	return r
 }
@@ -416,6 +427,32 @@ func (r *labelResolver) appendValues(dst []string, h http.Header) []string {
 		dst = append(dst, l.value(h))
 	}
 	return dst
+}
+
+// ledgerValues is the configured labels' values for the ledger, by label
+// name: as sent (trimmed, bounded to maxLedgerTextBytes), not capped to a
+// number of values like the metric label; labels whose header is absent or
+// empty are left out; nil when none is set.
+func (r *labelResolver) ledgerValues(h http.Header) map[string]string {
+	var m map[string]string
+	for _, l := range r.labels {
+		if l.header == "" {
+			continue
+		}
+		vs := h[l.header]
+		if len(vs) == 0 {
+			continue
+		}
+		v := boundedText(strings.TrimSpace(vs[0]), maxLedgerTextBytes)
+		if v == "" {
+			continue
+		}
+		if m == nil {
+			m = make(map[string]string, len(r.labels))
+		}
+		m[l.name] = v
+	}
+	return m
 }
 
 func (l *headerLabel) value(h http.Header) string {

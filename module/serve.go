@@ -193,6 +193,11 @@ type exchange struct {
 	provider  string
 	family    string // the provider's API family
 	attempts  int
+	// providerRequestID, ttft and errorType describe the relayed response
+	// for the ledger (providerResponse, settle).
+	providerRequestID string
+	ttft              time.Duration
+	errorType         string
 	// ticket is the admission's claim on the counters (nil when the path
 	// has no limits); flight tracks its lease while the response flows.
 	ticket    *governance.Ticket
@@ -276,6 +281,7 @@ func (x *exchange) forward(call *llm.Call) {
 			w = &progressWriter{ResponseWriter: x.w, f: x.flight}
 		}
 		res := p.Relay(w, resp, call)
+		x.providerRequestID = providerRequestID(x.w.Header())
 		endAttempt(span, resp.StatusCode, nil)
 		x.endOfRelay(ctx, &res)
 		// What the provider never reported is estimated, never zero.
@@ -318,6 +324,22 @@ func (x *exchange) forward(call *llm.Call) {
 	x.refuse("upstream", llm.ErrBadGateway, fmt.Sprintf("%s unreachable (request id %s)", what, x.id))
 }
 
+// providerRequestIDHeaders are the headers providers name their response
+// with: Anthropic, Vertex and Foundry request-id, OpenAI x-request-id,
+// Bedrock x-amzn-requestid.
+var providerRequestIDHeaders = [...]string{"Request-Id", "X-Request-Id", "X-Amzn-Requestid"}
+
+// providerRequestID is the provider's id for the response the relay passed
+// to the client (h is the client-facing header map), bounded like a label.
+func providerRequestID(h http.Header) string {
+	for _, k := range providerRequestIDHeaders {
+		if vs := h[k]; len(vs) > 0 && vs[0] != "" {
+			return labelValue(vs[0])
+		}
+	}
+	return ""
+}
+
 // reportFailure feeds passive health and counts cool-downs.
 func (x *exchange) reportFailure(router *providers.Router, p providers.Provider) {
 	if router.Report(p, false) {
@@ -339,6 +361,10 @@ func (x *exchange) settle(res providers.Result, sent, headers time.Time) {
 	// new row took effect while it streamed.
 	price := x.st.registry.Prices.LookupModelAt(x.requested, x.model, x.start)
 	x.price = price
+	if !res.FirstToken.IsZero() {
+		x.ttft = max(res.FirstToken.Sub(x.start), 0)
+	}
+	x.errorType = res.ErrorType
 	if price != nil {
 		if mult, ok := x.st.multipliers[x.provider]; ok {
 			price = price.Scaled(mult)
@@ -388,6 +414,15 @@ func (x *exchange) record(status int, usage llm.Usage, cost governance.Money, pr
 		Cost:           cost,
 		SessionID:      sessionID(x.r),
 		Duration:       now.Sub(x.start),
+
+		RequestID:         x.id,
+		ProviderRequestID: x.providerRequestID,
+		Labels:            x.st.labels.ledgerValues(x.r.Header),
+		UserAgent:         boundedText(x.r.UserAgent(), maxLedgerTextBytes),
+		TTFT:              x.ttft,
+		Attempts:          x.attempts,
+		Rejection:         x.rejection,
+		ErrorType:         x.errorType,
 	}
 	rec.SetPrice(x.price)
 	x.st.store.ledger.Record(&rec)
