@@ -16,6 +16,8 @@ type Store interface {
 	Totals(s Scope) Totals
 	// Usage reports ledger totals grouped as asked.
 	Usage(ctx context.Context, q UsageQuery) ([]UsageRow, error)
+	// Report answers a multi-dimensional usage query from the ledger rows.
+	Report(ctx context.Context, q ReportQuery) (Report, error)
 	// Flush returns once every record queued before the call is durable.
 	Flush(ctx context.Context) error
 	// Close flushes and releases the store.

@@ -68,6 +68,23 @@ func (m *MemoryStore) Usage(_ context.Context, q UsageQuery) ([]UsageRow, error)
 	return rows, nil
 }
 
+// Report implements Store over the records the store still holds.
+func (m *MemoryStore) Report(_ context.Context, q ReportQuery) (Report, error) {
+	b := newReportBuilder(q)
+	lo, hi, ok := ledgerRange(q.From, q.To)
+	m.mu.Lock()
+	for i := range m.ring {
+		r := &m.ring[i]
+		if ns := unixNanos(r.Time); !ok || ns < lo || ns > hi {
+			continue
+		}
+		lr := fromRecord(r)
+		b.add(&lr)
+	}
+	m.mu.Unlock()
+	return b.report()
+}
+
 // SpendSince sums one scope's records from the 15-minute bucket containing
 // since onwards, exactly as SQLiteStore.SpendSince does, so a memory store
 // can serve as the restore source of MemoryCounters. Only the records the
