@@ -3,6 +3,7 @@ package governance
 import (
 	"context"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"sort"
 	"strconv"
@@ -288,8 +289,11 @@ func parseCursor(c string) (int, error) {
 			return n, nil
 		}
 	}
-	return 0, fmt.Errorf("invalid cursor %q", c)
+	return 0, fmt.Errorf("%w %q", ErrInvalidCursor, c)
 }
+
+// ErrInvalidCursor is a Report's error for a cursor it did not make.
+var ErrInvalidCursor = errors.New("invalid cursor")
 
 // needsLabels reports whether the query reads the labels column.
 func (q *ReportQuery) needsLabels() bool {

@@ -2,9 +2,13 @@ package module
 
 import (
 	"context"
+	"encoding/csv"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
+	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -24,7 +28,10 @@ func init() {
 //	                             spent/reserved/remaining and reset time, spend (never secrets)
 //	GET /llm_gateway/teams       the same for teams
 //	GET /llm_gateway/customers   the same for customers
-//	GET /llm_gateway/usage?group_by=key|team|customer|model|provider|day|speed|inference_geo|price_row[&from=…][&to=…]
+//	GET /llm_gateway/usage?group_by=<dim>[,<dim>…][&<dim>=<value or glob>…][&from=…][&to=…]
+//	                             [&order_by=cost|requests|tokens][&limit=N][&cursor=…][&format=json|csv]
+//	                             dims: key team customer provider model surface session label.<name>
+//	                             hour day week month; or group_by=speed|inference_geo|price_row alone
 //	GET /llm_gateway/prices[?model=<id>][&all=1][&at=<time>]
 //	                             the price table in force (built-in merged with prices_file
 //	                             and price lines), in the prices-file format
@@ -223,6 +230,27 @@ type usageRowJSON struct {
 	usageJSON
 }
 
+// usageParams are the query parameters of GET /llm_gateway/usage besides a
+// filter per dimension.
+var usageParams = map[string]bool{"group_by": true, "from": true, "to": true, "order_by": true, "limit": true, "cursor": true, "format": true}
+
+// legacyGroupBy are the single groupings only today's one-dimension report
+// knows (no filters, order, pages or CSV).
+var legacyGroupBy = map[string]bool{"speed": true, "inference_geo": true, "price_row": true}
+
+// usageCSVColumns are the total columns of a CSV usage report, after the
+// dimensions in group_by order.
+var usageCSVColumns = []string{"requests", "input_tokens", "output_tokens", "cache_read_tokens",
+	"cache_write_5m_tokens", "cache_write_1h_tokens", "web_search_requests", "cost_usd", "cost_nano_usd"}
+
+func badRequest(format string, a ...any) error {
+	return caddy.APIError{HTTPStatus: http.StatusBadRequest, Err: fmt.Errorf(format, a...)}
+}
+
+// serveUsage answers GET /llm_gateway/usage: totals grouped by any
+// combination of dimensions (group_by=team,model,day), a filter per
+// dimension (exact or glob: model=claude-opus-*), from/to, order_by,
+// limit, cursor and format=json|csv. Unknown parameters are refused.
 func serveUsage(w http.ResponseWriter, r *http.Request) error {
 	if r.Method != http.MethodGet {
 		return caddy.APIError{HTTPStatus: http.StatusMethodNotAllowed, Err: fmt.Errorf("method not allowed")}
@@ -233,18 +261,164 @@ func serveUsage(w http.ResponseWriter, r *http.Request) error {
 	}
 	st := gws[0].state
 	q := r.URL.Query()
-	groupBy, ok := governance.ParseGroupBy(q.Get("group_by"))
-	if !ok {
-		return caddy.APIError{HTTPStatus: http.StatusBadRequest, Err: fmt.Errorf("group_by must be one of key, team, customer, model, provider, day, speed, inference_geo, price_row")}
+	var unknown []string
+	var filters []governance.Filter
+	for name, vals := range q {
+		if usageParams[name] {
+			if len(vals) > 1 {
+				return badRequest("parameter %s given %d times", name, len(vals))
+			}
+			continue
+		}
+		d, ok := governance.ParseDim(name)
+		if !ok {
+			unknown = append(unknown, name)
+			continue
+		}
+		for _, v := range vals {
+			filters = append(filters, governance.Filter{Dim: d, Pattern: v})
+		}
+	}
+	if len(unknown) > 0 {
+		sort.Strings(unknown)
+		return badRequest("unknown parameter(s): %s (filters are key, team, customer, provider, model, surface, session, label.<name>, hour, day, week, month)", strings.Join(unknown, ", "))
 	}
 	from, err := parseAdminTime(q.Get("from"), st.location)
 	if err != nil {
-		return caddy.APIError{HTTPStatus: http.StatusBadRequest, Err: fmt.Errorf("from: %v", err)}
+		return badRequest("from: %v", err)
 	}
 	to, err := parseAdminTime(q.Get("to"), st.location)
 	if err != nil {
-		return caddy.APIError{HTTPStatus: http.StatusBadRequest, Err: fmt.Errorf("to: %v", err)}
+		return badRequest("to: %v", err)
 	}
+	groupBy := q.Get("group_by")
+	if legacyGroupBy[groupBy] {
+		for _, p := range []string{"order_by", "limit", "cursor", "format"} {
+			if q.Has(p) {
+				return badRequest("group_by=%s does not take %s", groupBy, p)
+			}
+		}
+		if len(filters) > 0 {
+			return badRequest("group_by=%s does not take filters", groupBy)
+		}
+		return serveLegacyUsage(w, r, st, governance.GroupBy(groupBy), from, to)
+	}
+	var dims []governance.Dim
+	seen := map[governance.Dim]bool{}
+	if groupBy != "" {
+		for _, name := range strings.Split(groupBy, ",") {
+			d, ok := governance.ParseDim(strings.TrimSpace(name))
+			if !ok {
+				return badRequest("group_by: unknown dimension %q (want key, team, customer, provider, model, surface, session, label.<name>, hour, day, week, month, or one of speed, inference_geo, price_row alone)", name)
+			}
+			if seen[d] {
+				return badRequest("group_by: %s given twice", d)
+			}
+			seen[d] = true
+			dims = append(dims, d)
+		}
+	}
+	if len(dims) == 0 {
+		return badRequest("group_by is required: one or more of key, team, customer, provider, model, surface, session, label.<name>, hour, day, week, month")
+	}
+	orderBy, ok := governance.ParseOrderBy(q.Get("order_by"))
+	if !ok {
+		return badRequest("order_by must be cost, requests or tokens")
+	}
+	limit := 0
+	if s := q.Get("limit"); s != "" {
+		if limit, err = strconv.Atoi(s); err != nil || limit <= 0 {
+			return badRequest("limit must be a positive integer, got %q", s)
+		}
+	}
+	format := q.Get("format")
+	if format != "" && format != "json" && format != "csv" {
+		return badRequest("format must be json or csv")
+	}
+	if err := st.store.ledger.Flush(r.Context()); err != nil {
+		return caddy.APIError{HTTPStatus: http.StatusServiceUnavailable, Err: err}
+	}
+	rep, err := st.store.ledger.Report(r.Context(), governance.ReportQuery{
+		Dims: dims, Filters: filters, From: from, To: to, Location: st.location,
+		OrderBy: orderBy, Limit: limit, Cursor: q.Get("cursor"),
+	})
+	if err != nil {
+		if errors.Is(err, governance.ErrInvalidCursor) {
+			return badRequest("%v", err)
+		}
+		return caddy.APIError{HTTPStatus: http.StatusInternalServerError, Err: err}
+	}
+	if format == "csv" {
+		return writeUsageCSV(w, dims, rep)
+	}
+	rows := make([]map[string]any, len(rep.Rows))
+	for i, row := range rep.Rows {
+		m := usageFields(row.Totals)
+		for j, d := range dims {
+			m[string(d)] = row.Values[j]
+		}
+		if len(dims) == 1 {
+			m["group"] = row.Values[0]
+		}
+		rows[i] = m
+	}
+	resp := map[string]any{"group_by": groupBy, "timezone": st.location.String(), "order_by": orderBy,
+		"rows": rows, "total": toUsageJSON(rep.Total), "next_cursor": rep.NextCursor}
+	if !from.IsZero() {
+		resp["from"] = from.Format(time.RFC3339)
+	}
+	if !to.IsZero() {
+		resp["to"] = to.Format(time.RFC3339)
+	}
+	return writeAdminJSON(w, resp)
+}
+
+// usageFields is a Totals as the fields of a report row.
+func usageFields(t governance.Totals) map[string]any {
+	u := toUsageJSON(t)
+	return map[string]any{
+		"requests": u.Requests, "input_tokens": u.InputTokens, "output_tokens": u.OutputTokens,
+		"cache_read_tokens": u.CacheReadTokens, "cache_write_5m_tokens": u.CacheWrite5mTokens,
+		"cache_write_1h_tokens": u.CacheWrite1hTokens, "web_search_requests": u.WebSearchRequests,
+		"cost_usd": u.CostUSD, "cost_nano_usd": u.CostNanoUSD,
+	}
+}
+
+// writeUsageCSV writes a report as CSV: a header row (the dimensions in
+// group_by order, then usageCSVColumns), one line a row, and cost_usd as an
+// exact decimal with nine places. The total is not a line: finance tools sum
+// the column themselves.
+func writeUsageCSV(w http.ResponseWriter, dims []governance.Dim, rep governance.Report) error {
+	w.Header().Set("Content-Type", "text/csv; charset=utf-8")
+	if rep.NextCursor != "" {
+		w.Header().Set("X-Next-Cursor", rep.NextCursor)
+	}
+	cw := csv.NewWriter(w)
+	header := make([]string, 0, len(dims)+len(usageCSVColumns))
+	for _, d := range dims {
+		header = append(header, string(d))
+	}
+	if err := cw.Write(append(header, usageCSVColumns...)); err != nil {
+		return err
+	}
+	for _, row := range rep.Rows {
+		t := row.Totals
+		i := func(n int64) string { return strconv.FormatInt(n, 10) }
+		line := append(append([]string{}, row.Values...),
+			i(t.Requests), i(t.Usage.InputTokens), i(t.Usage.OutputTokens), i(t.Usage.CacheReadTokens),
+			i(t.Usage.CacheWrite5mTokens), i(t.Usage.CacheWrite1hTokens), i(t.Usage.WebSearchRequests),
+			t.Cost.String(), i(int64(t.Cost)))
+		if err := cw.Write(line); err != nil {
+			return err
+		}
+	}
+	cw.Flush()
+	return cw.Error()
+}
+
+// serveLegacyUsage is today's one-dimension report for the groupings only
+// it knows (speed, inference_geo, price_row), sorted by group.
+func serveLegacyUsage(w http.ResponseWriter, r *http.Request, st *state, groupBy governance.GroupBy, from, to time.Time) error {
 	if err := st.store.ledger.Flush(r.Context()); err != nil {
 		return caddy.APIError{HTTPStatus: http.StatusServiceUnavailable, Err: err}
 	}
@@ -260,7 +434,7 @@ func serveUsage(w http.ResponseWriter, r *http.Request) error {
 		total.Usage = total.Usage.Add(row.Totals.Usage)
 		total.Cost += row.Totals.Cost
 	}
-	resp := map[string]any{"group_by": groupBy, "timezone": st.location.String(), "rows": out, "total": toUsageJSON(total)}
+	resp := map[string]any{"group_by": groupBy, "timezone": st.location.String(), "rows": out, "total": toUsageJSON(total), "next_cursor": ""}
 	if !from.IsZero() {
 		resp["from"] = from.Format(time.RFC3339)
 	}
