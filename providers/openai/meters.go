@@ -459,7 +459,7 @@ func (m *ChatMeter) Reset() { *m = ChatMeter{Now: m.Now} }
 // SetClock sets Now.
 func (m *ChatMeter) SetClock(now func() time.Time) { m.Now = now }
 
-// MaxHeldEvent is the largest event an ChatFilter holds back while
+// MaxHeldEvent is the largest event a ChatFilter holds back while
 // deciding its fate; a stream with a larger one is relayed unfiltered from
 // there on.
 const MaxHeldEvent = stream.DefaultMaxEvent
