@@ -344,16 +344,10 @@ func headerString(h eventstream.Headers, name string) string {
 // plain token ("message_start"), nil otherwise.
 func eventType(ev []byte) []byte {
 	v, ok := llm.MemberValue(ev, "type")
-	if !ok || len(v) < 3 || len(v) > 66 || v[0] != '"' {
+	if !ok {
 		return nil
 	}
-	t := v[1 : len(v)-1]
-	for _, c := range t {
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-' || c == '.') {
-			return nil
-		}
-	}
-	return t
+	return stream.TokenLiteral(v)
 }
 
 // exceptionError maps a Bedrock stream exception (its :exception-type,

@@ -989,18 +989,7 @@ func responsesErrorType(data []byte) string {
 
 // safeType unquotes a JSON string literal when it is a short plain
 // identifier, safe as a metric label; "" otherwise.
-func safeType(v []byte) string {
-	if len(v) < 3 || len(v) > 66 || v[0] != '"' || v[len(v)-1] != '"' {
-		return ""
-	}
-	t := v[1 : len(v)-1]
-	for _, c := range t {
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-' || c == '.') {
-			return ""
-		}
-	}
-	return string(t)
-}
+func safeType(v []byte) string { return string(stream.TokenLiteral(v)) }
 
 func now(clock func() time.Time) time.Time {
 	if clock != nil {

@@ -181,11 +181,13 @@ func (m *AnthropicMeter) overlay(raw []byte) (hasOutput bool, err error) {
 	if u.CacheCreationInputTokens != nil && *u.CacheCreationInputTokens >= 0 {
 		m.haveCreation = true
 	}
+	// They reach the ledger, the access log and report groups: plain
+	// tokens only ("fast", "us").
 	if u.Speed != nil {
-		m.speed = *u.Speed
+		m.speed = PlainToken(*u.Speed)
 	}
 	if u.InferenceGeo != nil {
-		m.geo = *u.InferenceGeo
+		m.geo = PlainToken(*u.InferenceGeo)
 	}
 	set(&m.cacheRead, u.CacheReadInputTokens)
 	if cc := u.CacheCreation; cc != nil && (cc.Ephemeral5m != nil || cc.Ephemeral1h != nil) {
@@ -316,16 +318,47 @@ func ErrorType(body []byte) string {
 		return ""
 	}
 	v, ok := llm.MemberValue(e, "type")
-	if !ok || len(v) < 3 || len(v) > 66 || v[0] != '"' {
+	if !ok {
 		return ""
 	}
+	return string(TokenLiteral(v))
+}
+
+// maxToken is the longest plain token TokenLiteral and PlainToken accept.
+const maxToken = 64
+
+// TokenLiteral returns the inside of the JSON string literal v when it is a
+// plain token — 1 to 64 bytes of letters, digits, '_', '-' and '.' — and
+// nil otherwise: what an upstream's type names ("overloaded_error",
+// "message_start") look like, and safe as a log field or metric label.
+func TokenLiteral(v []byte) []byte {
+	if len(v) < 3 || len(v) > maxToken+2 || v[0] != '"' || v[len(v)-1] != '"' {
+		return nil
+	}
 	t := v[1 : len(v)-1]
-	for _, c := range t {
+	if !plain(string(t)) {
+		return nil
+	}
+	return t
+}
+
+// PlainToken returns s when it is a plain token (as TokenLiteral), ""
+// otherwise.
+func PlainToken(s string) string {
+	if len(s) == 0 || len(s) > maxToken || !plain(s) {
+		return ""
+	}
+	return s
+}
+
+func plain(t string) bool {
+	for i := 0; i < len(t); i++ {
+		c := t[i]
 		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-' || c == '.') {
-			return ""
+			return false
 		}
 	}
-	return string(t)
+	return true
 }
 
 // OutputEstimate is the output of a stream cut before any usage count came:
