@@ -29,7 +29,7 @@ func (x *exchange) admit(call *llm.Call, mult governance.Money) bool {
 			return true
 		}
 	}
-	price := x.st.registry.Prices.LookupModelAt(x.requested, x.model, x.start)
+	price := x.row
 	est := governance.EstimateRequest(len(call.Body), call.MaxTokens, call.Fields.N, x.key.MaxTokensCap, price)
 	est.Speed, est.InferenceGeo = call.Fields.Speed, call.Fields.InferenceGeo
 	var worst governance.Money

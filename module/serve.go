@@ -140,12 +140,14 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.
 			fields.MaxTokens, key.MaxTokensCap, key.Name, key.MaxTokensCap))
 		return nil
 	}
-	if limit, ok := st.registry.Prices.LookupModel(x.requested, x.model).CheckMaxOutput(fields.MaxTokens, r.Header.Values("Anthropic-Beta")); !ok {
+	// The row in force at admission prices the request, whenever it ends.
+	x.row = st.registry.Prices.LookupModelAt(x.requested, x.model, x.start)
+	if limit, ok := x.row.CheckMaxOutput(fields.MaxTokens, r.Header.Values("Anthropic-Beta")); !ok {
 		x.refuse("max_tokens", llm.ErrInvalidRequest, fmt.Sprintf(
 			"max_tokens: %d > %d, which is the maximum allowed number of output tokens for %s", fields.MaxTokens, limit, x.model))
 		return nil
 	}
-	if rec.Surface.Billable() && st.registry.Prices.LookupModel(x.requested, x.model) == nil {
+	if rec.Surface.Billable() && x.row == nil {
 		warnUnpriced(st.logger, x.model)
 		if st.registry.RefusesUnpriced(key) {
 			why := "this gateway refuses models without a price"
@@ -185,6 +187,7 @@ type exchange struct {
 	key       *governance.Key
 	start     time.Time
 	price     *governance.Price // the row that priced the response (admission time's)
+	row       *governance.Price // the row in force at admission (nil: unpriced)
 	surface   llm.Surface
 	dialect   llm.Dialect
 	requested string
@@ -359,7 +362,7 @@ func (x *exchange) settle(res providers.Result, sent, headers time.Time) {
 	var cost governance.Money
 	// Priced by the row in force when the request was admitted, even if a
 	// new row took effect while it streamed.
-	price := x.st.registry.Prices.LookupModelAt(x.requested, x.model, x.start)
+	price := x.row
 	x.price = price
 	if !res.FirstToken.IsZero() {
 		x.ttft = max(res.FirstToken.Sub(x.start), 0)
