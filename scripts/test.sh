@@ -8,17 +8,25 @@ cd "$(dirname "$0")/.."
 # Tests never reach a cloud metadata endpoint, whatever the machine.
 export AWS_EC2_METADATA_DISABLED=true
 
-# The Redis store's tests run a real redis-server (each test starts its own
-# on a free port); install Debian's package when it is missing.
-if ! command -v redis-server >/dev/null 2>&1; then
-	echo "== installing redis-server"
-	sudo=""
-	if [ "$(id -u)" != 0 ] && command -v sudo >/dev/null 2>&1; then sudo=sudo; fi
-	$sudo apt-get update -qq
-	DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq redis-server >/dev/null
-	# Tests start their own servers; the packaged service is not needed.
-	$sudo service redis-server stop >/dev/null 2>&1 || true
-fi
+# Tests run real programs, never mocks of them: redis-server and PostgreSQL
+# (each test starts its own server on a free port), headless Chromium for the
+# dashboard, promtool to lint the metrics. Install Debian's packages for the
+# ones missing; the services the packages start are not used.
+sudo=""
+if [ "$(id -u)" != 0 ] && command -v sudo >/dev/null 2>&1; then sudo=sudo; fi
+apt_updated=""
+need() { # need <command> <package> [path-glob]: install <package> unless <command> is found
+	if command -v "$1" >/dev/null 2>&1; then return; fi
+	if [ -n "${3:-}" ] && compgen -G "$3" >/dev/null; then return; fi
+	echo "== installing $2"
+	if [ -z "$apt_updated" ]; then $sudo apt-get update -qq; apt_updated=1; fi
+	DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "$2" >/dev/null
+	$sudo service "$2" stop >/dev/null 2>&1 || true
+}
+need redis-server redis-server
+need initdb postgresql '/usr/lib/postgresql/*/bin/initdb'
+need chromium chromium
+need promtool prometheus
 
 echo "== gofmt"
 unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))
