@@ -114,6 +114,7 @@ type entityJSON struct {
 	Name       string          `json:"name"`
 	Team       string          `json:"team,omitempty"`
 	Customer   string          `json:"customer,omitempty"`
+	Source     string          `json:"source,omitempty"` // keys: config, api, or the provisioner
 	Models     []string        `json:"models,omitempty"`
 	Disabled   bool            `json:"disabled,omitempty"`
 	Expires    string          `json:"expires,omitempty"`
@@ -197,8 +198,8 @@ func serveEntities(kind governance.ScopeKind) caddy.AdminHandlerFunc {
 			st := g.state
 			switch kind {
 			case governance.ScopeKey:
-				for _, k := range st.registry.Keys() {
-					if err := add(st, k.Name, &k.Limits, func(e *entityJSON) { e.Team, e.Customer = k.TeamName(), k.CustomerName() }); err != nil {
+				for _, k := range st.keys.Keys() {
+					if err := add(st, k.Name, &k.Limits, func(e *entityJSON) { fillKey(st, k, e) }); err != nil {
 						return err
 					}
 				}

@@ -39,7 +39,7 @@ func (c *budgetCollector) Collect(ch chan<- prometheus.Metric) {
 	defer cancel()
 	for _, g := range activeGateways.list() { // newest first: its config wins
 		st := g.state
-		levels := st.registry.AllLevels()
+		levels := st.keys.AllLevels()
 		if len(levels) == 0 {
 			continue
 		}

@@ -56,7 +56,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.
 		st.serveInferenceProfiles(w)
 		return nil
 	}
-	key := st.registry.Authenticate(secret)
+	key := st.keys.Authenticate(secret) // config keys, then live keys (live_keys.go)
 	if key == nil {
 		st.reject(w, dialect, "auth", llm.ErrAuthentication, "invalid or missing virtual key (send it as Authorization: Bearer or x-api-key)")
 		return nil

@@ -20,6 +20,8 @@ import (
 // locks.
 type state struct {
 	registry *governance.Registry
+	// keys finds keys: the registry's and the live ones (live_keys.go).
+	keys     *governance.Keyring
 	router   *providers.Router
 	store    *sharedStore
 	metrics  *metrics
@@ -37,6 +39,8 @@ type state struct {
 	// (store redis on_error open). It belongs to the config, not the store:
 	// a reload that changes on_error applies to the next request.
 	failOpen bool
+	// notify sends alerts (nil: no notify lines).
+	notify *notifier
 }
 
 // storePool shares stores across config reloads: a reload that keeps the
