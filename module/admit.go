@@ -87,6 +87,7 @@ func retryAfterSeconds(d time.Duration) int64 {
 // clients (Claude Code's parallel sub-agents) wait and retry instead of
 // ending the session.
 func (x *exchange) refuseAdmission(rej *governance.Rejection) {
+	x.st.notifyRefusal(rej, x.key.Name, x.start)
 	if rej.Held() {
 		secs := retryAfterSeconds(rej.RetryAfter)
 		h := x.w.Header()
@@ -164,6 +165,7 @@ func (x *exchange) settleCounters(now time.Time, usage llm.Usage, cost governanc
 		x.st.logger.Error(msg, zap.String("store", x.st.store.desc), zap.String("key", x.key.Name), zap.Error(err))
 		return
 	}
+	x.st.notifyBudgets(t, changes, x.key.Name, now)
 	for _, c := range x.st.registry.BudgetWarnings(changes) {
 		x.st.metrics.budgetWarnings.WithLabelValues(c.Scope.Kind.String(), c.Scope.Name, c.Budget.Period.String()).Inc()
 		x.st.logger.Warn(fmt.Sprintf("budget warning: %s has spent %s of its %s budget (%d%% threshold)",

@@ -96,6 +96,12 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //			above <prompt tokens> input <usd> output <usd> cache_write_5m <usd> cache_write_1h <usd> cache_read <usd>
 //		}]
 //		metrics_label <label> header <Header-Name> [max <n>]
+//		notify webhook <url> [{      # repeatable: alerts as JSON with a Slack-compatible text
+//			events budget_warn budget_exhausted session_cost rate_limited   # default: the first two
+//			session_cost <usd>     # a Claude Code session's cost passing this
+//			timeout <d>            # default 10s
+//			retries <n>            # default 5, exponential backoff
+//		}]
 //	}
 //
 // where <limits> are any of, in customer, team and key blocks:
@@ -295,6 +301,12 @@ func (g *Gateway) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return err
 			}
 			g.MetricsLabels = append(g.MetricsLabels, l)
+		case "notify":
+			n, err := parseNotify(d) // notify_caddyfile.go
+			if err != nil {
+				return err
+			}
+			g.Notify = append(g.Notify, n)
 		default:
 			return d.Errf("unknown llm_gateway subdirective %q", d.Val())
 		}

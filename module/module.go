@@ -90,12 +90,16 @@ type Gateway struct {
 	// CountCacheReads makes token rate limits count cache reads too (by
 	// default they count input, cache writes and output).
 	CountCacheReads bool `json:"count_cache_reads,omitempty"`
+	// Notify sends alerts (budget_warn, budget_exhausted, session_cost,
+	// rate_limited) to webhooks; see NotifyConfig.
+	Notify []*NotifyConfig `json:"notify,omitempty"`
 
 	logger   *zap.Logger
 	state    *state
 	storeKey string
 	dirKey   string        // the live key directory's key in directoryPool
 	grace    time.Duration // the HTTP app's grace_period
+	notify   *notifier
 }
 
 // StoreConfig selects where counters and usage are kept: a counters module
@@ -285,6 +289,9 @@ func (g *Gateway) Provision(ctx caddy.Context) error {
 		return err
 	}
 
+	if g.notify, err = provisionNotify(ctx, g.Notify, g.logger); err != nil {
+		return err
+	}
 	spec, err := g.loadStore(ctx)
 	if err != nil {
 		return err
@@ -329,6 +336,7 @@ func (g *Gateway) Provision(ctx caddy.Context) error {
 		multipliers:     multipliers,
 		countCacheReads: g.CountCacheReads,
 		failOpen:        spec.counters.FailOpen(),
+		notify:          g.notify,
 	}
 	if g.state.lease <= 0 {
 		g.state.lease = DefaultReservationLease
@@ -353,6 +361,7 @@ func (g *Gateway) Validate() error {
 // exits with served usage unbilled.
 func (g *Gateway) Cleanup() error {
 	activeGateways.remove(g)
+	g.notify.close()
 	g.releaseDirectory()
 	if processStopping() {
 		logger := g.logger

@@ -45,7 +45,11 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.
 	}
 	rec := llm.Recognize(r.Method, r.URL.EscapedPath(), r.Header.Get("Anthropic-Version") != "")
 	dialect := rec.Surface.Dialect()
-	if rec.Surface == llm.SurfaceUnknown {
+	me := rec.Surface == llm.SurfaceUnknown && isMeRequest(r) // GET …/llm_gateway/me (me.go)
+	if me {
+		dialect = dialectOfPath(r.URL.Path)
+	}
+	if rec.Surface == llm.SurfaceUnknown && !me {
 		dialect = dialectOfPath(r.URL.Path)
 		st.reject(w, dialect, "not_found", llm.ErrNotFound, fmt.Sprintf("%s %s is not an API this gateway serves", r.Method, r.URL.Path))
 		return nil
@@ -59,6 +63,10 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.
 	key := st.keys.Authenticate(secret) // config keys, then live keys (live_keys.go)
 	if key == nil {
 		st.reject(w, dialect, "auth", llm.ErrAuthentication, "invalid or missing virtual key (send it as Authorization: Bearer or x-api-key)")
+		return nil
+	}
+	if me {
+		st.serveMe(w, r, key, start)
 		return nil
 	}
 	if !st.store.tryAcquire() {
@@ -206,6 +214,9 @@ type exchange struct {
 	ticket    *governance.Ticket
 	flight    *flight
 	rejection string // why the gateway refused the request, for the log
+	// cost is what the request was charged (costKnown: it was priced).
+	cost      governance.Money
+	costKnown bool
 	// label is the metric label of model labelFor (modelLabel).
 	label, labelFor string
 	labelSet        bool
@@ -280,8 +291,13 @@ func (x *exchange) forward(call *llm.Call) {
 			repl.Set(phProvider, x.provider)
 		}
 		w := x.w
+		var held *costWriter // non-streamed: held until its cost header is known (costheader.go)
+		if !x.stream {
+			held = holdForCost(x.w)
+			w = held
+		}
 		if x.flight != nil {
-			w = &progressWriter{ResponseWriter: x.w, f: x.flight}
+			w = &progressWriter{ResponseWriter: w, f: x.flight}
 		}
 		res := p.Relay(w, resp, call)
 		x.providerRequestID = providerRequestID(x.w.Header())
@@ -290,6 +306,9 @@ func (x *exchange) forward(call *llm.Call) {
 		// What the provider never reported is estimated, never zero.
 		providers.EstimateUnreported(&res, call)
 		x.settle(res, sent, headers)
+		if held != nil {
+			held.release(x.cost, x.costKnown)
+		}
 		if res.UpstreamErr != nil && res.ClientErr == nil && !res.Usage.Complete {
 			// The upstream died mid-response: make the client see a
 			// truncated response (connection aborted, no final chunk)
@@ -401,6 +420,7 @@ func (x *exchange) settle(res providers.Result, sent, headers time.Time) {
 // the counters, and the access-log fields.
 func (x *exchange) record(status int, usage llm.Usage, cost governance.Money, priced bool) {
 	now := time.Now()
+	x.cost, x.costKnown = cost, priced
 	x.settleCounters(now, usage, cost)
 	rec := governance.Record{
 		Time:           x.start,
@@ -429,6 +449,7 @@ func (x *exchange) record(status int, usage llm.Usage, cost governance.Money, pr
 	}
 	rec.SetPrice(x.price)
 	x.st.store.ledger.Record(&rec)
+	x.st.recorded(&rec) // the developer's view and session alerts (notify_events.go)
 	x.publishOutcome(usage, cost)
 	x.traceOutcome(usage, cost)
 

@@ -39,6 +39,8 @@ type state struct {
 	// (store redis on_error open). It belongs to the config, not the store:
 	// a reload that changes on_error applies to the next request.
 	failOpen bool
+	// notify sends alerts (nil: no notify lines).
+	notify *notifier
 }
 
 // storePool shares stores across config reloads: a reload that keeps the

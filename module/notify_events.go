@@ -1,0 +1,64 @@
+package module
+
+import (
+	"time"
+
+	"github.com/llmgateway/caddy-llm-gateway/governance"
+)
+
+// This file turns what the pipeline sees into alerts for the notifier
+// (notify.go): budget crossings at settlement, refusals at admission, and
+// session costs as requests are recorded. Detection is in governance;
+// nothing here blocks.
+
+// notifyBudgets sends the budget_warn and budget_exhausted alerts of one
+// settlement's changes; t is the settled ticket (its reservations name the
+// periods charged).
+func (st *state) notifyBudgets(t *governance.Ticket, changes []governance.BudgetChange, key string, now time.Time) {
+	n := st.notify
+	if len(changes) == 0 || !n.wants(governance.EventBudgetWarn) && !n.wants(governance.EventBudgetExhausted) {
+		return
+	}
+	starts := func(c governance.BudgetChange) (time.Time, bool) {
+		for _, r := range t.Reservations {
+			if r.Scope == c.Scope && r.Budget == c.Budget {
+				return r.PeriodStart, true
+			}
+		}
+		return time.Time{}, false
+	}
+	for _, e := range st.registry.BudgetEvents(changes, key, now, st.location, starts) {
+		n.send(&e)
+	}
+}
+
+// notifyRefusal sends the alert of an admission refusal: budget_exhausted
+// for a spent budget, rate_limited for a rate limit.
+func (st *state) notifyRefusal(rej *governance.Rejection, key string, now time.Time) {
+	n := st.notify
+	if n == nil {
+		return
+	}
+	if e := governance.ExhaustedEvent(rej, key, now, st.location); e != nil {
+		n.send(e)
+	}
+	if e := governance.RateLimitedEvent(rej, key, now); e != nil {
+		n.send(e)
+	}
+}
+
+// recorded runs after a request's ledger row is queued: the developer's
+// view of the key is stale, and the session's cost may pass a
+// session_cost amount.
+func (st *state) recorded(rec *governance.Record) {
+	meCache.touch(rec.Key)
+	n := st.notify
+	if n == nil || rec.SessionID == "" || rec.Cost <= 0 || len(n.amounts) == 0 {
+		return
+	}
+	now := time.Now()
+	before, after := notifySessions.Add(rec.Key, rec.SessionID, rec.Cost, now)
+	for _, e := range governance.SessionEvents(rec.Key, rec.SessionID, before, after, n.amounts, now) {
+		n.send(&e)
+	}
+}
