@@ -22,4 +22,8 @@ import (
 	_ "github.com/llmgateway/caddy-llm-gateway/module/stores/memory"
 	_ "github.com/llmgateway/caddy-llm-gateway/module/stores/redis"
 	_ "github.com/llmgateway/caddy-llm-gateway/module/stores/sqlite"
+
+	// The spend dashboard: http.handlers.llm_gateway_dashboard and its
+	// llm_gateway_dashboard Caddyfile directive.
+	_ "github.com/llmgateway/caddy-llm-gateway/module/dashboard"
 )
