@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/llmgateway/caddy-llm-gateway/providers/llm"
 )
@@ -99,7 +100,13 @@ func ParseOrderBy(s string) (OrderBy, bool) {
 }
 
 // Filter keeps the records whose dimension value matches Pattern: exactly,
-// or as an llm.Glob when it holds '*' or '?'.
+// or, when Pattern holds '*' or '?', as a glob in which '*' matches any run
+// of characters (none included), '?' exactly one character (a UTF-8 code
+// point, not a byte), and every other character, '[' and '\\' included,
+// only itself. Matching is case-sensitive. (This is SQLite's GLOB with
+// '[' escaped, and PostgreSQL's LIKE with '%' and '_' escaped and
+// '*'/'?' mapped to '%'/'_'.) A filter on a dimension a record lacks (an
+// absent label, an empty team) matches against "".
 type Filter struct {
 	Dim     Dim
 	Pattern string
@@ -109,9 +116,41 @@ func (f Filter) glob() bool { return strings.ContainsAny(f.Pattern, "*?") }
 
 func (f Filter) match(v string) bool {
 	if f.glob() {
-		return llm.Glob(f.Pattern).Match(v)
+		return globRunes(f.Pattern, v)
 	}
 	return v == f.Pattern
+}
+
+// globRunes matches name against a '*'/'?' pattern, '?' being one code
+// point: the classic iterative match with one backtracking point.
+func globRunes(pattern, name string) bool {
+	p, n := 0, 0
+	starP, starN := -1, 0
+	for n < len(name) {
+		_, w := utf8.DecodeRuneInString(name[n:])
+		switch {
+		case p < len(pattern) && pattern[p] == '?':
+			p++
+			n += w
+		case p < len(pattern) && pattern[p] == '*':
+			starP, starN = p, n
+			p++
+		case p < len(pattern) && pattern[p] == name[n]:
+			p++
+			n++
+		case starP >= 0:
+			p = starP + 1
+			_, sw := utf8.DecodeRuneInString(name[starN:])
+			starN += sw
+			n = starN
+		default:
+			return false
+		}
+	}
+	for p < len(pattern) && pattern[p] == '*' {
+		p++
+	}
+	return p == len(pattern)
 }
 
 // ReportQuery asks the ledger for totals grouped by any combination of
@@ -145,22 +184,48 @@ type Report struct {
 
 // ledgerRecord is the part of a ledger row a report reads.
 type ledgerRecord struct {
-	ns     int64
-	cols   [7]string // key team customer provider model surface session
-	labels map[string]string
-	usage  llm.Usage
-	cost   Money
+	ns       int64
+	cols     [7]string // key team customer provider model surface session
+	labels   map[string]string
+	usage    llm.Usage
+	cost     Money
+	cacheHit bool
+	saved    Money
+}
+
+// totals adds the record to t.
+func (lr *ledgerRecord) addTo(t *Totals) {
+	t.Requests++
+	t.Usage.AddCounts(lr.usage)
+	t.Cost += lr.cost
+	if lr.cacheHit {
+		t.CacheHits++
+	}
+	t.Saved += lr.saved
+}
+
+// matches reports whether the record passes every filter, calendar buckets
+// taken in loc.
+func (lr *ledgerRecord) matches(filters []Filter, loc *time.Location) bool {
+	for _, f := range filters {
+		if !f.match(lr.value(f.Dim, loc)) {
+			return false
+		}
+	}
+	return true
 }
 
 var dimIndex = map[Dim]int{DimKey: 0, DimTeam: 1, DimCustomer: 2, DimProvider: 3, DimModel: 4, DimSurface: 5, DimSession: 6}
 
 func fromRecord(r *Record) ledgerRecord {
 	return ledgerRecord{
-		ns:     unixNanos(r.Time),
-		cols:   [7]string{r.Key, r.Team, r.Customer, r.Provider, r.Model, r.Surface, r.SessionID},
-		labels: r.Labels,
-		usage:  r.Usage,
-		cost:   r.Cost,
+		ns:       unixNanos(r.Time),
+		cols:     [7]string{r.Key, r.Team, r.Customer, r.Provider, r.Model, r.Surface, r.SessionID},
+		labels:   r.Labels,
+		usage:    r.Usage,
+		cost:     r.Cost,
+		cacheHit: r.CacheHit,
+		saved:    r.Saved,
 	}
 }
 
@@ -207,10 +272,8 @@ func newReportBuilder(q ReportQuery) *reportBuilder {
 }
 
 func (b *reportBuilder) add(lr *ledgerRecord) {
-	for _, f := range b.q.Filters {
-		if !f.match(lr.value(f.Dim, b.loc)) {
-			return
-		}
+	if !lr.matches(b.q.Filters, b.loc) {
+		return
 	}
 	vals := make([]string, len(b.q.Dims))
 	for i, d := range b.q.Dims {
@@ -222,15 +285,7 @@ func (b *reportBuilder) add(lr *ledgerRecord) {
 		row = &ReportRow{Values: vals}
 		b.groups[k] = row
 	}
-	row.Totals.Requests++
-	row.Totals.Usage.AddCounts(lr.usage)
-	row.Totals.Cost += lr.cost
-}
-
-// tokens is a Totals' token count for ordering: every token kind.
-func tokens(t *Totals) int64 {
-	u := &t.Usage
-	return u.InputTokens + u.OutputTokens + u.CacheReadTokens + u.CacheWrite5mTokens + u.CacheWrite1hTokens
+	lr.addTo(&row.Totals)
 }
 
 func (b *reportBuilder) report() (Report, error) {
@@ -242,16 +297,14 @@ func (b *reportBuilder) report() (Report, error) {
 	var total Totals
 	for _, r := range b.groups {
 		rows = append(rows, *r)
-		total.Requests += r.Totals.Requests
-		total.Usage.AddCounts(r.Totals.Usage)
-		total.Cost += r.Totals.Cost
+		total.Add(r.Totals)
 	}
 	key := func(t *Totals) int64 {
 		switch b.q.OrderBy {
 		case OrderByRequests:
 			return t.Requests
 		case OrderByTokens:
-			return tokens(t)
+			return t.Tokens()
 		}
 		return int64(t.Cost)
 	}
@@ -336,7 +389,8 @@ func (s *SQLiteStore) Report(ctx context.Context, q ReportQuery) (Report, error)
 	}
 	rs, err := s.db.QueryContext(ctx, `SELECT time_ns, key, team, customer, provider, model,
 		surface, session_id, `+labels+`, input_tokens, output_tokens, cache_read_tokens,
-		cache_write_5m_tokens, cache_write_1h_tokens, web_search_requests, cost_nano_usd
+		cache_write_5m_tokens, cache_write_1h_tokens, web_search_requests, cost_nano_usd,
+		cache_hit, saved_nano_usd
 		FROM ledger WHERE `+strings.Join(where, " AND "), args...)
 	if err != nil {
 		return Report{}, fmt.Errorf("sqlite store: report: %w", err)
@@ -349,7 +403,7 @@ func (s *SQLiteStore) Report(ctx context.Context, q ReportQuery) (Report, error)
 		c := &lr.cols
 		if err := rs.Scan(&lr.ns, &c[0], &c[1], &c[2], &c[3], &c[4], &c[5], &c[6], &lj,
 			&u.InputTokens, &u.OutputTokens, &u.CacheReadTokens, &u.CacheWrite5mTokens,
-			&u.CacheWrite1hTokens, &u.WebSearchRequests, &lr.cost); err != nil {
+			&u.CacheWrite1hTokens, &u.WebSearchRequests, &lr.cost, &lr.cacheHit, &lr.saved); err != nil {
 			return Report{}, fmt.Errorf("sqlite store: report: %w", err)
 		}
 		if lr.labels, err = parseLabels(lj); err != nil {

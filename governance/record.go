@@ -61,6 +61,13 @@ type Record struct {
 	// ErrorType is the error type of a provider's error answer (e.g.
 	// overloaded_error); "" when there was none.
 	ErrorType string
+	// CacheHit is true when the gateway's response cache answered the
+	// request: no provider was called. Usage and Cost are then what the
+	// client was billed for the replay (normally zero).
+	CacheHit bool
+	// Saved is what a cache hit saved: the cost of the original response
+	// the cache replayed (0 for a request that was not a cache hit).
+	Saved Money
 }
 
 // PriceRow is the price row as "model@effective_from" ("" when unpriced),
@@ -84,17 +91,53 @@ func (r *Record) SetPrice(p *Price) {
 	}
 }
 
-// Totals are the running sums for one scope.
+// Totals are the running sums for one scope or one group of a report.
 type Totals struct {
 	Requests int64     `json:"requests"`
 	Usage    llm.Usage `json:"usage"`
 	Cost     Money     `json:"cost_nano_usd"`
+	// CacheHits counts the requests the response cache answered.
+	CacheHits int64 `json:"cache_hits"`
+	// Saved sums what those cache hits saved (Record.Saved).
+	Saved Money `json:"saved_nano_usd"`
 }
 
 func (t *Totals) add(r *Record) {
 	t.Requests++
 	t.Usage.AddCounts(r.Usage)
 	t.Cost += r.Cost
+	if r.CacheHit {
+		t.CacheHits++
+	}
+	t.Saved += r.Saved
+}
+
+// Add adds o's sums to t.
+func (t *Totals) Add(o Totals) {
+	t.Requests += o.Requests
+	t.Usage.AddCounts(o.Usage)
+	t.Cost += o.Cost
+	t.CacheHits += o.CacheHits
+	t.Saved += o.Saved
+}
+
+// Tokens is every token kind summed: input, output, cache reads and both
+// cache writes (what order_by=tokens sorts by).
+func (t *Totals) Tokens() int64 {
+	u := &t.Usage
+	return u.InputTokens + u.OutputTokens + u.CacheReadTokens + u.CacheWrite5mTokens + u.CacheWrite1hTokens
+}
+
+// CacheReadShare is the share of prompt tokens read from the prompt cache:
+// cache reads over input + cache reads + cache writes (0 when there were
+// no prompt tokens).
+func (t *Totals) CacheReadShare() float64 {
+	u := &t.Usage
+	prompt := u.InputTokens + u.CacheReadTokens + u.CacheWrite5mTokens + u.CacheWrite1hTokens
+	if prompt == 0 {
+		return 0
+	}
+	return float64(u.CacheReadTokens) / float64(prompt)
 }
 
 // GroupBy is a usage report's grouping.

@@ -17,23 +17,31 @@ const MemoryLedgerRows = 100_000
 type MemoryStore struct {
 	c    *counters
 	mu   sync.Mutex
-	ring []Record
+	ring []memRecord
 	next int
+	seq  int64
+}
+
+// memRecord is a held record and its place in the write order.
+type memRecord struct {
+	rec Record
+	seq int64
 }
 
 // NewMemoryStore returns an empty memory store.
 func NewMemoryStore() *MemoryStore {
-	return &MemoryStore{c: newCounters(), ring: make([]Record, 0, 1024)}
+	return &MemoryStore{c: newCounters(), ring: make([]memRecord, 0, 1024)}
 }
 
 // Record implements Store.
 func (m *MemoryStore) Record(r *Record) {
 	m.c.record(r)
 	m.mu.Lock()
+	m.seq++
 	if len(m.ring) < MemoryLedgerRows {
-		m.ring = append(m.ring, *r)
+		m.ring = append(m.ring, memRecord{*r, m.seq})
 	} else {
-		m.ring[m.next] = *r
+		m.ring[m.next] = memRecord{*r, m.seq}
 		m.next = (m.next + 1) % MemoryLedgerRows
 	}
 	m.mu.Unlock()
@@ -47,7 +55,7 @@ func (m *MemoryStore) Usage(_ context.Context, q UsageQuery) ([]UsageRow, error)
 	groups := map[string]*Totals{}
 	m.mu.Lock()
 	for i := range m.ring {
-		r := &m.ring[i]
+		r := &m.ring[i].rec
 		if (!q.From.IsZero() && r.Time.Before(q.From)) || (!q.To.IsZero() && !r.Time.Before(q.To)) {
 			continue
 		}
@@ -74,7 +82,7 @@ func (m *MemoryStore) Report(_ context.Context, q ReportQuery) (Report, error) {
 	lo, hi, ok := ledgerRange(q.From, q.To)
 	m.mu.Lock()
 	for i := range m.ring {
-		r := &m.ring[i]
+		r := &m.ring[i].rec
 		if ns := unixNanos(r.Time); !ok || ns < lo || ns > hi {
 			continue
 		}
@@ -98,7 +106,7 @@ func (m *MemoryStore) SpendSince(s Scope, since time.Time) (Totals, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	for i := range m.ring {
-		r := &m.ring[i]
+		r := &m.ring[i].rec
 		var name string
 		switch s.Kind {
 		case ScopeKey:
@@ -148,4 +156,43 @@ func groupOf(r *Record, q UsageQuery) string {
 		return r.Time.In(loc).Format("2006-01-02")
 	}
 	return ""
+}
+
+// Requests implements Store over the records the store still holds.
+func (m *MemoryStore) Requests(_ context.Context, q RequestsQuery) (RequestPage, error) {
+	b, err := newRequestBuilder(q)
+	if err != nil {
+		return RequestPage{}, err
+	}
+	lo, hi, ok := ledgerRange(q.From, q.To)
+	m.mu.Lock()
+	for i := range m.ring {
+		r := &m.ring[i]
+		if ns := unixNanos(r.rec.Time); !ok || ns < lo || ns > hi {
+			continue
+		}
+		b.add(&r.rec, r.seq)
+	}
+	m.mu.Unlock()
+	return b.page(), nil
+}
+
+// Sessions implements Store over the records the store still holds.
+func (m *MemoryStore) Sessions(_ context.Context, q SessionsQuery) (SessionPage, error) {
+	b, err := newSessionBuilder(q)
+	if err != nil {
+		return SessionPage{}, err
+	}
+	lo, hi, ok := ledgerRange(q.From, q.To)
+	m.mu.Lock()
+	for i := range m.ring {
+		r := &m.ring[i].rec
+		if ns := unixNanos(r.Time); !ok || ns < lo || ns > hi {
+			continue
+		}
+		lr := fromRecord(r)
+		b.add(&lr)
+	}
+	m.mu.Unlock()
+	return b.page()
 }

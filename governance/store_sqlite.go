@@ -39,7 +39,7 @@ const (
 	sqliteMinBackoff         = 50 * time.Millisecond
 	sqliteMaxBackoff         = 5 * time.Second
 	sqliteMaxConns           = 4
-	sqliteSchemaVersion      = 4
+	sqliteSchemaVersion      = 5
 	bucketSeconds            = int64(SpendBucket / time.Second)
 	bucketNanos              = int64(SpendBucket)
 )
@@ -223,6 +223,16 @@ ALTER TABLE ledger ADD COLUMN rejection           TEXT    NOT NULL DEFAULT '';
 ALTER TABLE ledger ADD COLUMN error_type          TEXT    NOT NULL DEFAULT '';
 `
 
+// sqliteSchemaV5 records response-cache hits: whether the cache answered
+// the request and what it saved (the original response's cost), in the
+// ledger and in the per-scope totals; rows written before it keep 0.
+const sqliteSchemaV5 = `
+ALTER TABLE ledger ADD COLUMN cache_hit      INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE ledger ADD COLUMN saved_nano_usd INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE totals ADD COLUMN cache_hits     INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE totals ADD COLUMN saved_nano_usd INTEGER NOT NULL DEFAULT 0;
+`
+
 var sqliteInsertLedger = `INSERT INTO ledger (
 	time_ns, key, team, customer, provider, model, requested_model, surface,
 	status, stream, input_tokens, output_tokens, cache_read_tokens,
@@ -230,10 +240,10 @@ var sqliteInsertLedger = `INSERT INTO ledger (
 	cost_nano_usd, complete, output_estimated, session_id, duration_us,
 	input_estimated, price_model, price_effective_from, speed, inference_geo,
 	request_id, provider_request_id, labels, user_agent, ttft_us, attempts,
-	rejection, error_type
+	rejection, error_type, cache_hit, saved_nano_usd
 ) VALUES ` + sqliteLedgerRow
 
-const sqliteLedgerArgs = 34
+const sqliteLedgerArgs = 36
 
 // sqliteLedgerRow is the placeholders of one ledger row.
 var sqliteLedgerRow = "(" + strings.Repeat("?, ", sqliteLedgerArgs-1) + "?)"
@@ -249,8 +259,8 @@ var sqliteInsertLedgerChunk = sqliteInsertLedger + strings.Repeat(", "+sqliteLed
 const sqliteUpsertTotals = `INSERT INTO totals (
 	kind, name, bucket, requests, input_tokens, output_tokens,
 	cache_read_tokens, cache_write_5m_tokens, cache_write_1h_tokens,
-	web_search_requests, cost_nano_usd
-) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+	web_search_requests, cost_nano_usd, cache_hits, saved_nano_usd
+) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT (kind, name, bucket) DO UPDATE SET
 	requests              = requests              + excluded.requests,
 	input_tokens          = input_tokens          + excluded.input_tokens,
@@ -259,13 +269,16 @@ ON CONFLICT (kind, name, bucket) DO UPDATE SET
 	cache_write_5m_tokens = cache_write_5m_tokens + excluded.cache_write_5m_tokens,
 	cache_write_1h_tokens = cache_write_1h_tokens + excluded.cache_write_1h_tokens,
 	web_search_requests   = web_search_requests   + excluded.web_search_requests,
-	cost_nano_usd         = cost_nano_usd         + excluded.cost_nano_usd`
+	cost_nano_usd         = cost_nano_usd         + excluded.cost_nano_usd,
+	cache_hits            = cache_hits            + excluded.cache_hits,
+	saved_nano_usd        = saved_nano_usd        + excluded.saved_nano_usd`
 
 // sqliteSums are the aggregate columns every totals query selects, in the
 // order scanTotals reads them after the group column.
 const sqliteSums = `COUNT(*), SUM(input_tokens), SUM(output_tokens),
 	SUM(cache_read_tokens), SUM(cache_write_5m_tokens),
-	SUM(cache_write_1h_tokens), SUM(web_search_requests), SUM(cost_nano_usd)`
+	SUM(cache_write_1h_tokens), SUM(web_search_requests), SUM(cost_nano_usd),
+	SUM(cache_hit), SUM(saved_nano_usd)`
 
 // OpenSQLiteStore opens (creating it and its parent directories if needed)
 // the SQLite database at path, brings its schema up to date, loads every
@@ -366,7 +379,7 @@ func (s *SQLiteStore) migrate(ctx context.Context) error {
 		return fmt.Errorf("schema version %d is newer than this build understands (%d)", version, sqliteSchemaVersion)
 	}
 	// Migrate step by step: version 0 is a new database.
-	for v, ddl := range []string{sqliteSchemaV1, sqliteSchemaV2, sqliteSchemaV3, sqliteSchemaV4}[version:] {
+	for v, ddl := range []string{sqliteSchemaV1, sqliteSchemaV2, sqliteSchemaV3, sqliteSchemaV4, sqliteSchemaV5}[version:] {
 		if _, err := tx.ExecContext(ctx, ddl); err != nil {
 			return fmt.Errorf("migrating the schema to version %d: %w", version+v+1, err)
 		}
@@ -381,7 +394,8 @@ func (s *SQLiteStore) migrate(ctx context.Context) error {
 func (s *SQLiteStore) loadTotals(ctx context.Context) error {
 	rows, err := s.db.QueryContext(ctx, `SELECT kind, name, requests, input_tokens,
 		output_tokens, cache_read_tokens, cache_write_5m_tokens,
-		cache_write_1h_tokens, web_search_requests, cost_nano_usd
+		cache_write_1h_tokens, web_search_requests, cost_nano_usd, cache_hits,
+		saved_nano_usd
 		FROM totals WHERE bucket = 0`)
 	if err != nil {
 		return err
@@ -392,7 +406,8 @@ func (s *SQLiteStore) loadTotals(ctx context.Context) error {
 		var t Totals
 		if err := rows.Scan(&kind, &name, &t.Requests, &t.Usage.InputTokens,
 			&t.Usage.OutputTokens, &t.Usage.CacheReadTokens, &t.Usage.CacheWrite5mTokens,
-			&t.Usage.CacheWrite1hTokens, &t.Usage.WebSearchRequests, &t.Cost); err != nil {
+			&t.Usage.CacheWrite1hTokens, &t.Usage.WebSearchRequests, &t.Cost, &t.CacheHits,
+			&t.Saved); err != nil {
 			return err
 		}
 		if k, ok := parseScopeKind(kind); ok {
@@ -627,7 +642,7 @@ func (s *SQLiteStore) write(batch []*Record) (err error) {
 		if _, err := ups.ExecContext(ctx, k.kind.String(), k.name, k.bucket, t.Requests,
 			t.Usage.InputTokens, t.Usage.OutputTokens, t.Usage.CacheReadTokens,
 			t.Usage.CacheWrite5mTokens, t.Usage.CacheWrite1hTokens,
-			t.Usage.WebSearchRequests, int64(t.Cost)); err != nil {
+			t.Usage.WebSearchRequests, int64(t.Cost), t.CacheHits, int64(t.Saved)); err != nil {
 			return err
 		}
 	}
@@ -654,6 +669,7 @@ func (s *SQLiteStore) ledgerArgs(a []any, r *Record) {
 	a[22], a[23], a[24], a[25] = r.PriceModel, r.PriceEffectiveFrom, u.Speed, u.InferenceGeo
 	a[26], a[27], a[28], a[29] = r.RequestID, r.ProviderRequestID, labelsJSON(r.Labels), r.UserAgent
 	a[30], a[31], a[32], a[33] = r.TTFT.Microseconds(), int64(r.Attempts), r.Rejection, r.ErrorType
+	a[34], a[35] = boolInt(r.CacheHit), int64(r.Saved)
 }
 
 // labelsJSON is the labels column: a JSON object of the labels ("{}" when
@@ -759,12 +775,13 @@ func (s *SQLiteStore) SpendSince(sc Scope, since time.Time) (Totals, error) {
 		COALESCE(SUM(input_tokens), 0), COALESCE(SUM(output_tokens), 0),
 		COALESCE(SUM(cache_read_tokens), 0), COALESCE(SUM(cache_write_5m_tokens), 0),
 		COALESCE(SUM(cache_write_1h_tokens), 0), COALESCE(SUM(web_search_requests), 0),
-		COALESCE(SUM(cost_nano_usd), 0)
+		COALESCE(SUM(cost_nano_usd), 0), COALESCE(SUM(cache_hits), 0),
+		COALESCE(SUM(saved_nano_usd), 0)
 		FROM totals WHERE kind = ? AND name = ? AND bucket >= ? AND bucket != 0`,
 		sc.Kind.String(), sc.Name, bucketStart(unixNanos(since)),
 	).Scan(&t.Requests, &t.Usage.InputTokens, &t.Usage.OutputTokens,
 		&t.Usage.CacheReadTokens, &t.Usage.CacheWrite5mTokens, &t.Usage.CacheWrite1hTokens,
-		&t.Usage.WebSearchRequests, &t.Cost)
+		&t.Usage.WebSearchRequests, &t.Cost, &t.CacheHits, &t.Saved)
 	if err != nil {
 		return Totals{}, fmt.Errorf("sqlite store: spend of %s: %w", sc, err)
 	}
@@ -861,9 +878,7 @@ func (s *SQLiteStore) usageByDay(ctx context.Context, lo, hi int64, loc *time.Lo
 			d = new(Totals)
 			days[day] = d
 		}
-		d.Requests += t.Requests
-		d.Usage.AddCounts(t.Usage)
-		d.Cost += t.Cost
+		d.Add(*t)
 	}
 	// The bucket index floor(time_ns / 15 min), with SQLite's truncating
 	// division corrected for times before 1970.
@@ -976,7 +991,8 @@ func bucketNanoRange(idx int64) (lo, hi int64) {
 func scanTotals(rs *sql.Rows, group any, t *Totals) error {
 	u := &t.Usage
 	return rs.Scan(group, &t.Requests, &u.InputTokens, &u.OutputTokens, &u.CacheReadTokens,
-		&u.CacheWrite5mTokens, &u.CacheWrite1hTokens, &u.WebSearchRequests, &t.Cost)
+		&u.CacheWrite5mTokens, &u.CacheWrite1hTokens, &u.WebSearchRequests, &t.Cost,
+		&t.CacheHits, &t.Saved)
 }
 
 // Records returns the ledger rows with from <= Time < to (zero times are
@@ -991,14 +1007,7 @@ func (s *SQLiteStore) Records(ctx context.Context, from, to time.Time, limit int
 	if limit <= 0 {
 		limit = -1
 	}
-	rs, err := s.db.QueryContext(ctx, `SELECT time_ns, key, team, customer,
-		provider, model, requested_model, surface, status, stream, input_tokens,
-		output_tokens, cache_read_tokens, cache_write_5m_tokens,
-		cache_write_1h_tokens, web_search_requests, cost_nano_usd, complete,
-		output_estimated, session_id, duration_us, input_estimated,
-		price_model, price_effective_from, speed, inference_geo,
-		request_id, provider_request_id, labels, user_agent, ttft_us, attempts,
-		rejection, error_type
+	rs, err := s.db.QueryContext(ctx, `SELECT `+sqliteRecordColumns+`
 		FROM ledger WHERE time_ns BETWEEN ? AND ? ORDER BY time_ns, id LIMIT ?`, lo, hi, limit)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite store: ledger: %w", err)
@@ -1007,32 +1016,49 @@ func (s *SQLiteStore) Records(ctx context.Context, from, to time.Time, limit int
 	out := []Record{}
 	for rs.Next() {
 		var r Record
-		var ns, durUs, ttftUs int64
-		var labels string
-		u := &r.Usage
-		if err := rs.Scan(&ns, &r.Key, &r.Team, &r.Customer, &r.Provider, &r.Model,
-			&r.RequestedModel, &r.Surface, &r.Status, &r.Stream, &u.InputTokens,
-			&u.OutputTokens, &u.CacheReadTokens, &u.CacheWrite5mTokens,
-			&u.CacheWrite1hTokens, &u.WebSearchRequests, &r.Cost, &u.Complete,
-			&u.OutputEstimated, &r.SessionID, &durUs, &u.InputEstimated,
-			&r.PriceModel, &r.PriceEffectiveFrom, &u.Speed, &u.InferenceGeo,
-			&r.RequestID, &r.ProviderRequestID, &labels, &r.UserAgent, &ttftUs, &r.Attempts,
-			&r.Rejection, &r.ErrorType); err != nil {
+		if _, err := scanRecord(rs, &r); err != nil {
 			return nil, fmt.Errorf("sqlite store: ledger: %w", err)
 		}
-		var err error
-		if r.Labels, err = parseLabels(labels); err != nil {
-			return nil, fmt.Errorf("sqlite store: ledger: %w", err)
-		}
-		r.TTFT = time.Duration(ttftUs) * time.Microsecond
-		r.Time = time.Unix(0, ns).UTC()
-		r.Duration = time.Duration(durUs) * time.Microsecond
 		out = append(out, r)
 	}
 	if err := rs.Err(); err != nil {
 		return nil, fmt.Errorf("sqlite store: ledger: %w", err)
 	}
 	return out, nil
+}
+
+// sqliteRecordColumns are the ledger columns scanRecord reads, in order.
+const sqliteRecordColumns = `id, time_ns, key, team, customer,
+	provider, model, requested_model, surface, status, stream, input_tokens,
+	output_tokens, cache_read_tokens, cache_write_5m_tokens,
+	cache_write_1h_tokens, web_search_requests, cost_nano_usd, complete,
+	output_estimated, session_id, duration_us, input_estimated,
+	price_model, price_effective_from, speed, inference_geo,
+	request_id, provider_request_id, labels, user_agent, ttft_us, attempts,
+	rejection, error_type, cache_hit, saved_nano_usd`
+
+// scanRecord reads a row of sqliteRecordColumns into r and returns its id.
+func scanRecord(rs *sql.Rows, r *Record) (id int64, err error) {
+	var ns, durUs, ttftUs int64
+	var labels string
+	u := &r.Usage
+	if err := rs.Scan(&id, &ns, &r.Key, &r.Team, &r.Customer, &r.Provider, &r.Model,
+		&r.RequestedModel, &r.Surface, &r.Status, &r.Stream, &u.InputTokens,
+		&u.OutputTokens, &u.CacheReadTokens, &u.CacheWrite5mTokens,
+		&u.CacheWrite1hTokens, &u.WebSearchRequests, &r.Cost, &u.Complete,
+		&u.OutputEstimated, &r.SessionID, &durUs, &u.InputEstimated,
+		&r.PriceModel, &r.PriceEffectiveFrom, &u.Speed, &u.InferenceGeo,
+		&r.RequestID, &r.ProviderRequestID, &labels, &r.UserAgent, &ttftUs, &r.Attempts,
+		&r.Rejection, &r.ErrorType, &r.CacheHit, &r.Saved); err != nil {
+		return 0, err
+	}
+	if r.Labels, err = parseLabels(labels); err != nil {
+		return 0, err
+	}
+	r.TTFT = time.Duration(ttftUs) * time.Microsecond
+	r.Time = time.Unix(0, ns).UTC()
+	r.Duration = time.Duration(durUs) * time.Microsecond
+	return id, nil
 }
 
 // sleepUnlessStopped waits d, or less if stop is closed.

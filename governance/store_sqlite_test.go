@@ -85,6 +85,10 @@ func randomRecords(seed uint64, n int, from time.Time, span time.Duration) []Rec
 			Attempts:          rng.IntN(3),
 			Rejection:         pick("", "", "budget", "rate_limit"),
 			ErrorType:         pick("", "", "overloaded_error"),
+			CacheHit:          rng.IntN(10) == 0,
+		}
+		if out[i].CacheHit {
+			out[i].Saved = Money(rng.Int64N(int64(Dollar)))
 		}
 		if rng.IntN(2) == 0 {
 			out[i].Labels = map[string]string{"project": pick("apollo", "gemini"), "env": pick("prod", "dev")}
@@ -1044,7 +1048,7 @@ func TestSQLiteSchema(t *testing.T) {
 		db.Close()
 		s := openSQLite(t, path, SQLiteOptions{})
 		var version int
-		if err := s.db.QueryRow("PRAGMA user_version").Scan(&version); err != nil || version != 4 {
+		if err := s.db.QueryRow("PRAGMA user_version").Scan(&version); err != nil || version != sqliteSchemaVersion {
 			t.Fatalf("user_version %d, %v", version, err)
 		}
 		if got := s.Totals(Scope{ScopeKey, "old"}); got.Requests != 1 || got.Cost != 9 {

@@ -70,6 +70,11 @@ type usageJSON struct {
 	WebSearchRequests  int64   `json:"web_search_requests"`
 	CostUSD            float64 `json:"cost_usd"`
 	CostNanoUSD        int64   `json:"cost_nano_usd"`
+	// CacheHits counts requests the response cache answered; SavedUSD and
+	// SavedNanoUSD are what those hits saved (the original responses' cost).
+	CacheHits    int64   `json:"cache_hits"`
+	SavedUSD     float64 `json:"saved_usd"`
+	SavedNanoUSD int64   `json:"saved_nano_usd"`
 }
 
 func toUsageJSON(t governance.Totals) usageJSON {
@@ -83,6 +88,9 @@ func toUsageJSON(t governance.Totals) usageJSON {
 		WebSearchRequests:  t.Usage.WebSearchRequests,
 		CostUSD:            t.Cost.USD(),
 		CostNanoUSD:        int64(t.Cost),
+		CacheHits:          t.CacheHits,
+		SavedUSD:           t.Saved.USD(),
+		SavedNanoUSD:       int64(t.Saved),
 	}
 }
 
@@ -242,7 +250,8 @@ var legacyGroupBy = map[string]bool{"speed": true, "inference_geo": true, "price
 // usageCSVColumns are the total columns of a CSV usage report, after the
 // dimensions in group_by order.
 var usageCSVColumns = []string{"requests", "input_tokens", "output_tokens", "cache_read_tokens",
-	"cache_write_5m_tokens", "cache_write_1h_tokens", "web_search_requests", "cost_usd", "cost_nano_usd"}
+	"cache_write_5m_tokens", "cache_write_1h_tokens", "web_search_requests", "cost_usd", "cost_nano_usd",
+	"cache_hits", "saved_usd", "saved_nano_usd"}
 
 func badRequest(format string, a ...any) error {
 	return caddy.APIError{HTTPStatus: http.StatusBadRequest, Err: fmt.Errorf(format, a...)}
@@ -382,6 +391,7 @@ func usageFields(t governance.Totals) map[string]any {
 		"cache_read_tokens": u.CacheReadTokens, "cache_write_5m_tokens": u.CacheWrite5mTokens,
 		"cache_write_1h_tokens": u.CacheWrite1hTokens, "web_search_requests": u.WebSearchRequests,
 		"cost_usd": u.CostUSD, "cost_nano_usd": u.CostNanoUSD,
+		"cache_hits": u.CacheHits, "saved_usd": u.SavedUSD, "saved_nano_usd": u.SavedNanoUSD,
 	}
 }
 
@@ -408,7 +418,7 @@ func writeUsageCSV(w http.ResponseWriter, dims []governance.Dim, rep governance.
 		line := append(append([]string{}, row.Values...),
 			i(t.Requests), i(t.Usage.InputTokens), i(t.Usage.OutputTokens), i(t.Usage.CacheReadTokens),
 			i(t.Usage.CacheWrite5mTokens), i(t.Usage.CacheWrite1hTokens), i(t.Usage.WebSearchRequests),
-			t.Cost.String(), i(int64(t.Cost)))
+			t.Cost.String(), i(int64(t.Cost)), i(t.CacheHits), t.Saved.String(), i(int64(t.Saved)))
 		if err := cw.Write(line); err != nil {
 			return err
 		}
@@ -431,9 +441,7 @@ func serveLegacyUsage(w http.ResponseWriter, r *http.Request, st *state, groupBy
 	var total governance.Totals
 	for i, row := range rows {
 		out[i] = usageRowJSON{Group: row.Group, usageJSON: toUsageJSON(row.Totals)}
-		total.Requests += row.Totals.Requests
-		total.Usage = total.Usage.Add(row.Totals.Usage)
-		total.Cost += row.Totals.Cost
+		total.Add(row.Totals)
 	}
 	resp := map[string]any{"group_by": groupBy, "timezone": st.location.String(), "rows": out, "total": toUsageJSON(total), "next_cursor": ""}
 	if !from.IsZero() {

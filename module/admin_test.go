@@ -146,9 +146,9 @@ func TestServeUsagePagesAndCSV(t *testing.T) {
 	if ct := w.Header().Get("Content-Type"); !strings.HasPrefix(ct, "text/csv") {
 		t.Errorf("Content-Type %q", ct)
 	}
-	wantCSV := "team,model,requests,input_tokens,output_tokens,cache_read_tokens,cache_write_5m_tokens,cache_write_1h_tokens,web_search_requests,cost_usd,cost_nano_usd\n" +
-		"payments,claude-sonnet-4-5,2,20,4,0,0,0,0,7.000000003,7000000003\n" +
-		"payments,claude-opus-4-5,3,30,6,0,0,0,0,3.000000006,3000000006\n"
+	wantCSV := "team,model,requests,input_tokens,output_tokens,cache_read_tokens,cache_write_5m_tokens,cache_write_1h_tokens,web_search_requests,cost_usd,cost_nano_usd,cache_hits,saved_usd,saved_nano_usd\n" +
+		"payments,claude-sonnet-4-5,2,20,4,0,0,0,0,7.000000003,7000000003,0,0.000000000,0\n" +
+		"payments,claude-opus-4-5,3,30,6,0,0,0,0,3.000000006,3000000006,0,0.000000000,0\n"
 	if got := w.Body.String(); got != wantCSV {
 		t.Errorf("csv:\n%s\nwant:\n%s", got, wantCSV)
 	}
