@@ -1,0 +1,564 @@
+package governance
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// SpendSince sums the scope's committed 15-minute buckets, written by every
+// instance of the fleet, from the one containing since onwards (since is
+// floored to 15 minutes, in UTC), exactly as SQLiteStore.SpendSince does.
+// Records not yet committed are not included: Flush first.
+func (s *PostgresStore) SpendSince(sc Scope, since time.Time) (Totals, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), postgresAttemptTimeout)
+	defer cancel()
+	var t Totals
+	sums := make([]string, 0, 10)
+	for _, c := range strings.Split(pgTotalsCols, ", ") {
+		sums = append(sums, "COALESCE(SUM("+c+"), 0)::bigint")
+	}
+	err := s.pool.QueryRow(ctx, `SELECT `+strings.Join(sums, ", ")+` FROM llm_gateway_totals
+		WHERE kind = $1 AND name = $2 AND bucket >= $3 AND bucket <> 0`,
+		sc.Kind.String(), sc.Name, bucketStart(unixNanos(since))).Scan(totalsDest(&t)...)
+	if err != nil {
+		return Totals{}, fmt.Errorf("postgres store: spend of %s: %w", sc, s.scrub(err))
+	}
+	return t, nil
+}
+
+// pgWhere builds a WHERE clause and its positional arguments.
+type pgWhere struct {
+	conds []string
+	args  []any
+}
+
+// arg adds an argument and returns its placeholder.
+func (w *pgWhere) arg(v any) string {
+	w.args = append(w.args, v)
+	return "$" + strconv.Itoa(len(w.args))
+}
+
+func (w *pgWhere) sql() string {
+	if len(w.conds) == 0 {
+		return "TRUE"
+	}
+	return strings.Join(w.conds, " AND ")
+}
+
+// newPgWhere starts a WHERE clause with the time range [lo, hi] of ledger
+// time_ns.
+func newPgWhere(lo, hi int64) *pgWhere {
+	w := &pgWhere{}
+	w.conds = append(w.conds, "time_ns BETWEEN "+w.arg(lo)+" AND "+w.arg(hi))
+	return w
+}
+
+// dimExpr is the SQL of a column or label dimension's value ("" for a
+// calendar bucket); label names become arguments of w.
+func (w *pgWhere) dimExpr(d Dim) string {
+	if col := d.column(); col != "" {
+		if col == "status" || col == "attempts" { // integer columns, compared as text
+			return col + "::text"
+		}
+		return col
+	}
+	if name := d.Label(); name != "" {
+		return "COALESCE(labels ->> " + w.arg(name) + ", '')"
+	}
+	return ""
+}
+
+// calendarDim reports whether d is a calendar bucket (hour, day, week,
+// month).
+func calendarDim(d Dim) bool { return d == DimHour || d == DimDay || d == DimWeek || d == DimMonth }
+
+// likePattern is a Filter glob as a LIKE pattern: '*' is '%', '?' is '_',
+// and LIKE's own '%', '_' and escape '\' match only themselves.
+func likePattern(glob string) string {
+	var b strings.Builder
+	for _, r := range glob {
+		switch r {
+		case '*':
+			b.WriteByte('%')
+		case '?':
+			b.WriteByte('_')
+		case '%', '_', '\\':
+			b.WriteByte('\\')
+			b.WriteRune(r)
+		default:
+			b.WriteRune(r)
+		}
+	}
+	return b.String()
+}
+
+// filters pushes the column and label filters into w and returns the
+// calendar-bucket ones, which the caller applies.
+func (w *pgWhere) filters(fs []Filter) (calendar []Filter) {
+	for _, f := range fs {
+		e := w.dimExpr(f.Dim)
+		switch {
+		case e == "":
+			calendar = append(calendar, f)
+		case f.glob():
+			w.conds = append(w.conds, e+" LIKE "+w.arg(likePattern(f.Pattern)))
+		default:
+			w.conds = append(w.conds, e+" = "+w.arg(f.Pattern))
+		}
+	}
+	return calendar
+}
+
+// pgGroup is one row of an aggregate query: the group's values, its time
+// (a 15-minute bucket start in Unix seconds, or a row's time_ns, when the
+// query grouped by one) and its totals.
+type pgGroup struct {
+	vals   []string
+	t      int64
+	totals Totals
+}
+
+// aggregate runs SELECT exprs…, [timeExpr,] sums FROM the ledger WHERE w
+// GROUP BY all but the sums.
+func (s *PostgresStore) aggregate(ctx context.Context, exprs []string, timeExpr string, w *pgWhere, fn func(g *pgGroup)) error {
+	sel := append([]string{}, exprs...)
+	if timeExpr != "" {
+		sel = append(sel, timeExpr)
+	}
+	group := ""
+	if len(sel) > 0 {
+		var n []string
+		for i := range sel {
+			n = append(n, strconv.Itoa(i+1))
+		}
+		group = " GROUP BY " + strings.Join(n, ", ")
+	}
+	sel = append(sel, pgLedgerSums)
+	rows, err := s.pool.Query(ctx, `SELECT `+strings.Join(sel, ", ")+` FROM llm_gateway_ledger WHERE `+w.sql()+group, w.args...)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	g := pgGroup{vals: make([]string, len(exprs))}
+	dest := make([]any, 0, len(exprs)+11)
+	for i := range g.vals {
+		dest = append(dest, &g.vals[i])
+	}
+	if timeExpr != "" {
+		dest = append(dest, &g.t)
+	}
+	dest = append(dest, totalsDest(&g.totals)...)
+	for rows.Next() {
+		g.totals = Totals{}
+		if err := rows.Scan(dest...); err != nil {
+			return err
+		}
+		if group == "" && g.totals.Requests == 0 {
+			continue // no rows: an aggregate without GROUP BY still answers one
+		}
+		fn(&g)
+	}
+	return rows.Err()
+}
+
+// aggregateByTime runs aggregate per 15-minute bucket and hands fn each
+// group with an instant (Unix nanoseconds) whose calendar hour, day, week
+// and month in loc are those of every row of the group: the bucket's start
+// when the whole bucket lies in one zone offset that is a multiple of 15
+// minutes (every real zone today), else, for the rare bucket that does
+// not, each row's own time.
+func (s *PostgresStore) aggregateByTime(ctx context.Context, exprs []string, w *pgWhere, loc *time.Location, fn func(g *pgGroup)) error {
+	var split []int64
+	seen := map[int64]bool{}
+	err := s.aggregate(ctx, exprs, "bucket", w, func(g *pgGroup) {
+		start := time.Unix(g.t, 0)
+		if _, whole := bucketDay(start, loc); whole {
+			g.t = unixNanos(start)
+			fn(g)
+		} else if !seen[g.t] {
+			seen[g.t] = true
+			split = append(split, g.t)
+		}
+	})
+	if err != nil || len(split) == 0 {
+		return err
+	}
+	w2 := &pgWhere{conds: append([]string{}, w.conds...), args: append([]any{}, w.args...)}
+	w2.conds = append(w2.conds, "bucket = ANY("+w2.arg(split)+"::bigint[])")
+	return s.aggregate(ctx, exprs, "time_ns", w2, fn)
+}
+
+// Usage implements Store, summed by PostgreSQL: names grouped in SQL, days
+// from 15-minute buckets folded into calendar days of q.Location (UTC when
+// nil). The rows are sorted by group and equal SQLiteStore's.
+func (s *PostgresStore) Usage(ctx context.Context, q UsageQuery) ([]UsageRow, error) {
+	lo, hi, ok := ledgerRange(q.From, q.To)
+	if !ok {
+		return []UsageRow{}, nil
+	}
+	w := newPgWhere(lo, hi)
+	var rows []UsageRow
+	var err error
+	if q.GroupBy == GroupByDay {
+		loc := q.Location
+		if loc == nil {
+			loc = timeUTC
+		}
+		days := map[string]*Totals{}
+		err = s.aggregateByTime(ctx, nil, w, loc, func(g *pgGroup) {
+			day := time.Unix(0, g.t).In(loc).Format(time.DateOnly)
+			if days[day] == nil {
+				days[day] = new(Totals)
+			}
+			days[day].Add(g.totals)
+		})
+		rows = dayRows(days)
+	} else {
+		rows = []UsageRow{}
+		err = s.aggregate(ctx, []string{usageColumn(q.GroupBy)}, "", w, func(g *pgGroup) {
+			rows = append(rows, UsageRow{Group: g.vals[0], Totals: g.totals})
+		})
+	}
+	if err != nil {
+		return nil, fmt.Errorf("postgres store: usage by %s: %w", q.GroupBy, s.scrub(err))
+	}
+	sort.Slice(rows, func(i, j int) bool { return rows[i].Group < rows[j].Group })
+	return rows, nil
+}
+
+// usageColumn is the SQL of a UsageQuery grouping.
+func usageColumn(g GroupBy) string {
+	switch g {
+	case GroupByKey, GroupByTeam, GroupByCustomer, GroupByModel, GroupByProvider, GroupBySpeed, GroupByInferenceGeo:
+		return string(g)
+	case GroupByPriceRow:
+		return "CASE price_model WHEN '' THEN '' ELSE price_model || '@' || price_effective_from END"
+	}
+	return "''" // an unknown grouping puts everything in one group, as MemoryStore does
+}
+
+// Report implements Store. PostgreSQL filters (exact and glob, columns and
+// labels) and groups by every column and label dimension, per 15-minute
+// bucket when a calendar dimension is asked for; the buckets are folded
+// into hours, days, weeks and months of q.Location here, and the groups
+// sorted and paged exactly as every other store does.
+func (s *PostgresStore) Report(ctx context.Context, q ReportQuery) (Report, error) {
+	b := newReportBuilder(q)
+	if _, err := parseCursor(q.Cursor); err != nil {
+		return Report{}, err
+	}
+	lo, hi, ok := ledgerRange(q.From, q.To)
+	if !ok {
+		return b.report()
+	}
+	w := newPgWhere(lo, hi)
+	calFilters := w.filters(q.Filters)
+	var exprs []string
+	pos := make([]int, len(q.Dims)) // index into exprs, or -1 for a calendar dim
+	byTime := len(calFilters) > 0
+	for i, d := range q.Dims {
+		if e := w.dimExpr(d); e != "" {
+			pos[i] = len(exprs)
+			exprs = append(exprs, e)
+		} else {
+			pos[i] = -1
+			byTime = true
+		}
+	}
+	add := func(g *pgGroup) {
+		lr := ledgerRecord{ns: g.t}
+		for _, f := range calFilters {
+			if !f.match(lr.value(f.Dim, b.loc)) {
+				return
+			}
+		}
+		vals := make([]string, len(q.Dims))
+		for i, d := range q.Dims {
+			if pos[i] >= 0 {
+				vals[i] = g.vals[pos[i]]
+			} else {
+				vals[i] = lr.value(d, b.loc)
+			}
+		}
+		k := strings.Join(vals, "\x00")
+		row := b.groups[k]
+		if row == nil {
+			row = &ReportRow{Values: vals}
+			b.groups[k] = row
+		}
+		row.Totals.Add(g.totals)
+	}
+	var err error
+	if byTime {
+		err = s.aggregateByTime(ctx, exprs, w, b.loc, add)
+	} else {
+		err = s.aggregate(ctx, exprs, "", w, add)
+	}
+	if err != nil {
+		return Report{}, fmt.Errorf("postgres store: report: %w", s.scrub(err))
+	}
+	return b.report()
+}
+
+// pgRecordColumns are the ledger columns scanRecordPg reads.
+const pgRecordColumns = `id, time_ns, key, team, customer,
+	provider, model, requested_model, surface, status, stream, input_tokens,
+	output_tokens, cache_read_tokens, cache_write_5m_tokens,
+	cache_write_1h_tokens, web_search_requests, cost_nano_usd, complete,
+	output_estimated, session_id, duration_us, input_estimated,
+	price_model, price_effective_from, speed, inference_geo,
+	request_id, provider_request_id, labels::text, user_agent, ttft_us, attempts,
+	rejection, error_type, cache_hit, saved_nano_usd`
+
+// scanRecordPg reads a row of pgRecordColumns into r and returns its id.
+func scanRecordPg(rows pgx.Rows, r *Record) (id int64, err error) {
+	var ns, durUs, ttftUs int64
+	var status, attempts int32
+	var labels string
+	u := &r.Usage
+	if err := rows.Scan(&id, &ns, &r.Key, &r.Team, &r.Customer, &r.Provider, &r.Model,
+		&r.RequestedModel, &r.Surface, &status, &r.Stream, &u.InputTokens,
+		&u.OutputTokens, &u.CacheReadTokens, &u.CacheWrite5mTokens,
+		&u.CacheWrite1hTokens, &u.WebSearchRequests, &r.Cost, &u.Complete,
+		&u.OutputEstimated, &r.SessionID, &durUs, &u.InputEstimated,
+		&r.PriceModel, &r.PriceEffectiveFrom, &u.Speed, &u.InferenceGeo,
+		&r.RequestID, &r.ProviderRequestID, &labels, &r.UserAgent, &ttftUs, &attempts,
+		&r.Rejection, &r.ErrorType, &r.CacheHit, &r.Saved); err != nil {
+		return 0, err
+	}
+	if r.Labels, err = parseLabels(labels); err != nil {
+		return 0, err
+	}
+	r.Status, r.Attempts = int(status), int(attempts)
+	r.TTFT = time.Duration(ttftUs) * time.Microsecond
+	r.Time = time.Unix(0, ns).UTC()
+	r.Duration = time.Duration(durUs) * time.Microsecond
+	return id, nil
+}
+
+// Records returns the ledger rows with from <= Time < to (zero times are
+// open ends), oldest first (fleet-wide write order for equal times), at
+// most limit of them when limit > 0, as SQLiteStore.Records does.
+func (s *PostgresStore) Records(ctx context.Context, from, to time.Time, limit int) ([]Record, error) {
+	lo, hi, ok := ledgerRange(from, to)
+	if !ok {
+		return []Record{}, nil
+	}
+	w := newPgWhere(lo, hi)
+	sql := `SELECT ` + pgRecordColumns + ` FROM llm_gateway_ledger WHERE ` + w.sql() + ` ORDER BY time_ns, id`
+	if limit > 0 {
+		sql += ` LIMIT ` + w.arg(limit)
+	}
+	rows, err := s.pool.Query(ctx, sql, w.args...)
+	if err != nil {
+		return nil, fmt.Errorf("postgres store: ledger: %w", s.scrub(err))
+	}
+	defer rows.Close()
+	out := []Record{}
+	for rows.Next() {
+		var r Record
+		if _, err := scanRecordPg(rows, &r); err != nil {
+			return nil, fmt.Errorf("postgres store: ledger: %w", err)
+		}
+		out = append(out, r)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("postgres store: ledger: %w", s.scrub(err))
+	}
+	return out, nil
+}
+
+// requestOrderExpr is the SQL of a request order's sort value.
+func requestOrderExpr(o OrderBy) string {
+	switch o {
+	case OrderByCost:
+		return "cost_nano_usd"
+	case OrderByTokens:
+		return "(input_tokens + output_tokens + cache_read_tokens + cache_write_5m_tokens + cache_write_1h_tokens)"
+	}
+	return "time_ns"
+}
+
+// Requests implements Store. PostgreSQL filters, totals, orders and cuts
+// the page (a keyset on the order's value, time and the fleet-wide write
+// order id). A filter on a calendar bucket is applied row by row here
+// instead.
+func (s *PostgresStore) Requests(ctx context.Context, q RequestsQuery) (RequestPage, error) {
+	b, err := newRequestBuilder(q)
+	if err != nil {
+		return RequestPage{}, err
+	}
+	lo, hi, ok := ledgerRange(q.From, q.To)
+	if !ok {
+		return b.page(), nil
+	}
+	fail := func(err error) (RequestPage, error) {
+		return RequestPage{}, fmt.Errorf("postgres store: requests: %w", s.scrub(err))
+	}
+	w := newPgWhere(lo, hi)
+	if cal := w.filters(q.Filters); len(cal) > 0 {
+		// Rare: read the rows the other filters keep, as SQLiteStore does.
+		rows, err := s.pool.Query(ctx, `SELECT `+pgRecordColumns+` FROM llm_gateway_ledger WHERE `+w.sql(), w.args...)
+		if err != nil {
+			return fail(err)
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var r Record
+			id, err := scanRecordPg(rows, &r)
+			if err != nil {
+				return fail(err)
+			}
+			b.add(&r, id)
+		}
+		if err := rows.Err(); err != nil {
+			return fail(err)
+		}
+		return b.page(), nil
+	}
+	p := RequestPage{Rows: []Record{}}
+	if err := s.aggregate(ctx, nil, "", w, func(g *pgGroup) { p.Total = g.totals }); err != nil {
+		return fail(err)
+	}
+	k := requestOrderExpr(b.order)
+	if b.cursor {
+		w.conds = append(w.conds, "("+k+", time_ns, id) < ("+w.arg(b.after.k)+"::bigint, "+w.arg(b.after.ns)+"::bigint, "+w.arg(b.after.id)+"::bigint)")
+	}
+	limit := b.q.pageLimit()
+	rows, err := s.pool.Query(ctx, `SELECT `+k+`, `+pgRecordColumns+` FROM llm_gateway_ledger WHERE `+w.sql()+
+		` ORDER BY 1 DESC, time_ns DESC, id DESC LIMIT `+w.arg(limit+1), w.args...)
+	if err != nil {
+		return fail(err)
+	}
+	defer rows.Close()
+	var last requestKey
+	for rows.Next() {
+		if len(p.Rows) == limit {
+			p.NextCursor = makeRequestCursor(b.order, last)
+			break
+		}
+		var r Record
+		var kv int64
+		id, err := scanRecordPg(prefixed{rows, &kv}, &r)
+		if err != nil {
+			return fail(err)
+		}
+		last = requestKey{kv, unixNanos(r.Time), id}
+		p.Rows = append(p.Rows, r)
+	}
+	if err := rows.Err(); err != nil {
+		return fail(err)
+	}
+	return p, nil
+}
+
+// prefixed is rows whose first column, scanned into first, precedes the
+// columns the caller scans.
+type prefixed struct {
+	pgx.Rows
+	first any
+}
+
+func (p prefixed) Scan(dest ...any) error { return p.Rows.Scan(append([]any{p.first}, dest...)...) }
+
+// Sessions implements Store: PostgreSQL groups the rows with a session by
+// (session, key) (a filter on a calendar bucket per 15-minute bucket,
+// folded here); the sessions are then sorted and paged as every store
+// does.
+func (s *PostgresStore) Sessions(ctx context.Context, q SessionsQuery) (SessionPage, error) {
+	b, err := newSessionBuilder(q)
+	if err != nil {
+		return SessionPage{}, err
+	}
+	lo, hi, ok := ledgerRange(q.From, q.To)
+	if !ok {
+		return b.page()
+	}
+	w := newPgWhere(lo, hi)
+	w.conds = append(w.conds, "session_id <> ''")
+	cal := w.filters(q.Filters)
+	type acc struct {
+		row         SessionRow
+		first, last int64
+		lastID      int64
+		models      map[string]bool
+	}
+	groups := map[[2]string]*acc{}
+	// One row per (session, key[, bucket]): first and last time, the team
+	// and customer of its newest row, its models.
+	exprs := []string{"session_id", "key", "MIN(time_ns)", "MAX(time_ns)",
+		"(array_agg(team ORDER BY time_ns DESC, id DESC))[1]",
+		"(array_agg(customer ORDER BY time_ns DESC, id DESC))[1]",
+		"(array_agg(id ORDER BY time_ns DESC, id DESC))[1]",
+		"array_agg(DISTINCT model)"}
+	rows, err := s.pool.Query(ctx, `SELECT `+strings.Join(exprs, ", ")+`, bucket_of, `+pgLedgerSums+`
+		FROM (SELECT *, `+bucketOfExpr(len(cal) > 0)+` AS bucket_of FROM llm_gateway_ledger WHERE `+w.sql()+`) r
+		GROUP BY session_id, key, bucket_of`, w.args...)
+	if err != nil {
+		return SessionPage{}, fmt.Errorf("postgres store: sessions: %w", s.scrub(err))
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var session, key, team, customer string
+		var first, last, lastID, bkt int64
+		var models []string
+		var t Totals
+		dest := append([]any{&session, &key, &first, &last, &team, &customer, &lastID, &models, &bkt}, totalsDest(&t)...)
+		if err := rows.Scan(dest...); err != nil {
+			return SessionPage{}, fmt.Errorf("postgres store: sessions: %w", err)
+		}
+		if len(cal) > 0 {
+			ns := unixNanos(time.Unix(bkt, 0))
+			if _, whole := bucketDay(time.Unix(bkt, 0), b.loc); !whole {
+				ns = first // a zone change inside the bucket: judged by its first row
+			}
+			lr := ledgerRecord{ns: ns}
+			if !lr.matches(cal, b.loc) {
+				continue
+			}
+		}
+		g := groups[[2]string{session, key}]
+		if g == nil {
+			g = &acc{row: SessionRow{Session: session, Key: key}, first: first, last: last - 1, models: map[string]bool{}}
+			groups[[2]string{session, key}] = g
+		}
+		if last > g.last || (last == g.last && lastID > g.lastID) {
+			g.last, g.lastID = last, lastID
+			g.row.Team, g.row.Customer = team, customer
+		}
+		g.first = min(g.first, first)
+		for _, m := range models {
+			g.models[m] = true
+		}
+		g.row.Totals.Add(t)
+	}
+	if err := rows.Err(); err != nil {
+		return SessionPage{}, fmt.Errorf("postgres store: sessions: %w", s.scrub(err))
+	}
+	all := make([]SessionRow, 0, len(groups))
+	for _, g := range groups {
+		r := g.row
+		r.FirstSeen, r.LastSeen = time.Unix(0, g.first).UTC(), time.Unix(0, g.last).UTC()
+		for m := range g.models {
+			r.Models = append(r.Models, m)
+		}
+		sort.Strings(r.Models)
+		all = append(all, r)
+	}
+	return pageSessions(&b.q, b.order, all)
+}
+
+// bucketOfExpr is the per-row bucket a sessions query groups by: the
+// 15-minute bucket when a calendar filter needs it, else one constant.
+func bucketOfExpr(byBucket bool) string {
+	if byBucket {
+		return "bucket"
+	}
+	return "0::bigint"
+}
