@@ -20,6 +20,7 @@ import (
 	// Stores: http.handlers.llm_gateway.counters.* and
 	// http.handlers.llm_gateway.ledgers.*.
 	_ "github.com/llmgateway/caddy-llm-gateway/module/stores/memory"
+	_ "github.com/llmgateway/caddy-llm-gateway/module/stores/postgres"
 	_ "github.com/llmgateway/caddy-llm-gateway/module/stores/redis"
 	_ "github.com/llmgateway/caddy-llm-gateway/module/stores/sqlite"
 

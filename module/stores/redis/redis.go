@@ -1,8 +1,9 @@
 // Package redis is the Redis counters module
 // (http.handlers.llm_gateway.counters.redis): budgets, reservations and
 // rate limits shared by every Caddy instance of a fleet through atomic Lua
-// scripts, so spend is never per replica. The ledger stays the store's own
-// (by default this instance's SQLite file).
+// scripts, so spend is never per replica. The ledger is the block's
+// `ledger` line: by default this instance's SQLite file, or with
+// `ledger postgres <dsn>` one PostgreSQL ledger for the whole fleet.
 package redis
 
 import (
@@ -54,6 +55,7 @@ func (Counters) CaddyModule() caddy.ModuleInfo {
 //	store redis <url> {
 //		on_error closed|open       # Redis unreachable: refuse (default) or serve unchecked
 //		prefix   <prefix>          # Redis key namespace, default llmgw
+//		ledger   postgres <dsn>    # (read by the gateway) the fleet's ledger; or ledger <path> for SQLite
 //	}
 func (c *Counters) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // store
