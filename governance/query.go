@@ -15,7 +15,8 @@ import (
 )
 
 // Dim is one dimension of a multi-dimensional usage report: a ledger column
-// (key, team, customer, provider, model, surface, session), a label
+// (key, team, customer, provider, model, surface, session, rejection,
+// status), a label
 // ("label.<name>"), or a calendar bucket in the query's Location (hour, day,
 // week, month).
 type Dim string
@@ -29,6 +30,11 @@ const (
 	DimModel    Dim = "model"
 	DimSurface  Dim = "surface"
 	DimSession  Dim = "session"
+	// DimRejection is why the gateway refused the request (Record.Rejection,
+	// e.g. "budget"; "" for a request it did not refuse).
+	DimRejection Dim = "rejection"
+	// DimStatus is the HTTP status the client received, in decimal ("402").
+	DimStatus Dim = "status"
 	// DimHour is the hour's start in Location, RFC 3339 with its offset
 	// (2026-12-01T14:00:00+01:00), so the two 01:00 hours of a fall-back
 	// night stay apart.
@@ -48,7 +54,7 @@ const LabelPrefix = "label."
 func ParseDim(s string) (Dim, bool) {
 	switch d := Dim(s); d {
 	case DimKey, DimTeam, DimCustomer, DimProvider, DimModel, DimSurface, DimSession,
-		DimHour, DimDay, DimWeek, DimMonth:
+		DimRejection, DimStatus, DimHour, DimDay, DimWeek, DimMonth:
 		return d, true
 	}
 	if name, ok := strings.CutPrefix(s, LabelPrefix); ok && name != "" {
@@ -70,7 +76,7 @@ func (d Dim) Label() string {
 // calendar buckets).
 func (d Dim) column() string {
 	switch d {
-	case DimKey, DimTeam, DimCustomer, DimProvider, DimModel, DimSurface:
+	case DimKey, DimTeam, DimCustomer, DimProvider, DimModel, DimSurface, DimRejection:
 		return string(d)
 	case DimSession:
 		return "session_id"
@@ -185,7 +191,7 @@ type Report struct {
 // ledgerRecord is the part of a ledger row a report reads.
 type ledgerRecord struct {
 	ns       int64
-	cols     [7]string // key team customer provider model surface session
+	cols     [9]string // key team customer provider model surface session rejection status
 	labels   map[string]string
 	usage    llm.Usage
 	cost     Money
@@ -215,12 +221,13 @@ func (lr *ledgerRecord) matches(filters []Filter, loc *time.Location) bool {
 	return true
 }
 
-var dimIndex = map[Dim]int{DimKey: 0, DimTeam: 1, DimCustomer: 2, DimProvider: 3, DimModel: 4, DimSurface: 5, DimSession: 6}
+var dimIndex = map[Dim]int{DimKey: 0, DimTeam: 1, DimCustomer: 2, DimProvider: 3, DimModel: 4, DimSurface: 5, DimSession: 6,
+	DimRejection: 7, DimStatus: 8}
 
 func fromRecord(r *Record) ledgerRecord {
 	return ledgerRecord{
 		ns:       unixNanos(r.Time),
-		cols:     [7]string{r.Key, r.Team, r.Customer, r.Provider, r.Model, r.Surface, r.SessionID},
+		cols:     [9]string{r.Key, r.Team, r.Customer, r.Provider, r.Model, r.Surface, r.SessionID, r.Rejection, strconv.Itoa(r.Status)},
 		labels:   r.Labels,
 		usage:    r.Usage,
 		cost:     r.Cost,
@@ -388,7 +395,7 @@ func (s *SQLiteStore) Report(ctx context.Context, q ReportQuery) (Report, error)
 		}
 	}
 	rs, err := s.db.QueryContext(ctx, `SELECT time_ns, key, team, customer, provider, model,
-		surface, session_id, `+labels+`, input_tokens, output_tokens, cache_read_tokens,
+		surface, session_id, rejection, status, `+labels+`, input_tokens, output_tokens, cache_read_tokens,
 		cache_write_5m_tokens, cache_write_1h_tokens, web_search_requests, cost_nano_usd,
 		cache_hit, saved_nano_usd
 		FROM ledger WHERE `+strings.Join(where, " AND "), args...)
@@ -401,7 +408,7 @@ func (s *SQLiteStore) Report(ctx context.Context, q ReportQuery) (Report, error)
 		var lj string
 		u := &lr.usage
 		c := &lr.cols
-		if err := rs.Scan(&lr.ns, &c[0], &c[1], &c[2], &c[3], &c[4], &c[5], &c[6], &lj,
+		if err := rs.Scan(&lr.ns, &c[0], &c[1], &c[2], &c[3], &c[4], &c[5], &c[6], &c[7], &c[8], &lj,
 			&u.InputTokens, &u.OutputTokens, &u.CacheReadTokens, &u.CacheWrite5mTokens,
 			&u.CacheWrite1hTokens, &u.WebSearchRequests, &lr.cost, &lr.cacheHit, &lr.saved); err != nil {
 			return Report{}, fmt.Errorf("sqlite store: report: %w", err)

@@ -50,7 +50,7 @@ func (s *SQLiteStore) Sessions(ctx context.Context, q SessionsQuery) (SessionPag
 	}
 	where, args := sqliteExactFilters(q.Filters, lo, hi)
 	rs, err := s.db.QueryContext(ctx, `SELECT time_ns, key, team, customer, provider, model,
-		surface, session_id, labels, input_tokens, output_tokens, cache_read_tokens,
+		surface, session_id, rejection, status, labels, input_tokens, output_tokens, cache_read_tokens,
 		cache_write_5m_tokens, cache_write_1h_tokens, web_search_requests, cost_nano_usd,
 		cache_hit, saved_nano_usd
 		FROM ledger WHERE session_id != '' AND `+where, args...)
@@ -63,7 +63,7 @@ func (s *SQLiteStore) Sessions(ctx context.Context, q SessionsQuery) (SessionPag
 		var lj string
 		u := &lr.usage
 		c := &lr.cols
-		if err := rs.Scan(&lr.ns, &c[0], &c[1], &c[2], &c[3], &c[4], &c[5], &c[6], &lj,
+		if err := rs.Scan(&lr.ns, &c[0], &c[1], &c[2], &c[3], &c[4], &c[5], &c[6], &c[7], &c[8], &lj,
 			&u.InputTokens, &u.OutputTokens, &u.CacheReadTokens, &u.CacheWrite5mTokens,
 			&u.CacheWrite1hTokens, &u.WebSearchRequests, &lr.cost, &lr.cacheHit, &lr.saved); err != nil {
 			return SessionPage{}, fmt.Errorf("sqlite store: sessions: %w", err)
