@@ -41,6 +41,9 @@ type NotifyConfig struct {
 	// Retries is how many times a failed delivery is retried, with
 	// exponential backoff from 1s. Default: 5.
 	Retries *int `json:"retries,omitempty"`
+	// Backoff is the delay before the first retry, doubled for each next
+	// one (at most 5m). Default: 1s.
+	Backoff caddy.Duration `json:"backoff,omitempty"`
 }
 
 // Delivery defaults.
@@ -54,9 +57,9 @@ const (
 	maxNotifyRetries = 20
 )
 
-// notifyBackoff is the first retry's delay, doubled each retry up to
-// notifyMaxBackoff (tests shorten them).
-var (
+// Retry delays: the first retry's default delay, doubled each retry up to
+// notifyMaxBackoff.
+const (
 	notifyBackoff    = time.Second
 	notifyMaxBackoff = 5 * time.Minute
 )
@@ -93,6 +96,7 @@ type webhook struct {
 	amount   governance.Money // session_cost amount (0: none)
 	timeout  time.Duration
 	retries  int
+	backoff  time.Duration
 	client   *http.Client
 	queue    chan alert
 	closing  chan struct{} // closed when the config is unloaded: deliver what is queued, then end
@@ -171,12 +175,15 @@ func newWebhook(c *NotifyConfig, repl *caddy.Replacer, logger *zap.Logger) (*web
 	}
 	h := &webhook{
 		url: raw, redacted: redactURL(u), events: events, amount: amount,
-		timeout: defaultNotifyTimeout, retries: defaultNotifyRetries,
+		timeout: defaultNotifyTimeout, retries: defaultNotifyRetries, backoff: notifyBackoff,
 		queue: make(chan alert, notifyQueue), closing: make(chan struct{}),
 		stop: make(chan struct{}), done: make(chan struct{}), logger: logger,
 	}
 	if c.Timeout > 0 {
 		h.timeout = time.Duration(c.Timeout)
+	}
+	if c.Backoff > 0 {
+		h.backoff = min(time.Duration(c.Backoff), notifyMaxBackoff)
 	}
 	if c.Retries != nil {
 		if *c.Retries < 0 || *c.Retries > maxNotifyRetries {
@@ -290,7 +297,7 @@ func (h *webhook) run() {
 
 // deliver posts one alert, retrying failures with exponential backoff.
 func (h *webhook) deliver(k governance.EventKind, body []byte) {
-	backoff := notifyBackoff
+	backoff := h.backoff
 	for attempt := 0; ; attempt++ {
 		err := h.post(body)
 		if err == nil {

@@ -16,7 +16,8 @@ import (
 //		events       budget_warn budget_exhausted session_cost rate_limited   # default: budget_warn budget_exhausted
 //		session_cost <usd>       # alert when a Claude Code session's cost passes this (adds the session_cost event)
 //		timeout      <duration>  # one delivery attempt; default 10s
-//		retries      <n>         # retries with exponential backoff from 1s; default 5
+//		retries      <n>         # retries with exponential backoff; default 5
+//		backoff      <duration>  # the first retry's delay, doubled for each next one; default 1s
 //	}]
 //
 // The URL may hold placeholders ({env.SLACK_WEBHOOK}).
@@ -69,6 +70,18 @@ func parseNotify(d *caddyfile.Dispenser) (*NotifyConfig, error) {
 				return nil, d.Errf("notify webhook: timeout: invalid duration %q", d.Val())
 			}
 			c.Timeout = caddy.Duration(dur)
+			if d.NextArg() {
+				return nil, d.ArgErr()
+			}
+		case "backoff":
+			if !d.NextArg() {
+				return nil, d.ArgErr()
+			}
+			dur, err := caddy.ParseDuration(d.Val())
+			if err != nil || dur <= 0 {
+				return nil, d.Errf("notify webhook: backoff: invalid duration %q", d.Val())
+			}
+			c.Backoff = caddy.Duration(dur)
 			if d.NextArg() {
 				return nil, d.ArgErr()
 			}
