@@ -72,6 +72,7 @@ func newTestGateway(tb testing.TB, up http.RoundTripper, secret string, ledger g
 	store.refs.Store(1)
 	return &Gateway{state: &state{
 		registry: reg,
+		keys:     governance.NewKeyring(reg, nil),
 		router:   providers.NewRouter(providers.RouterConfig{Providers: []providers.Eligible{{Provider: p, Models: []llm.Glob{"claude-*"}}}}),
 		store:    store,
 		metrics:  newMetrics(baseLabels),
