@@ -96,6 +96,11 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //			above <prompt tokens> input <usd> output <usd> cache_write_5m <usd> cache_write_1h <usd> cache_read <usd>
 //		}]
 //		metrics_label <label> header <Header-Name> [max <n>]
+//		cache [{                       # the response cache (off without this line)
+//			ttl <d>; max_size <size>; max_entry <size>   # defaults 1h, 128MiB, 1MiB
+//			scope key|team|customer|global               # who shares entries (default key)
+//			surfaces <surface>…                          # ledger surface names (default all)
+//		}]
 //		notify webhook <url> [{      # repeatable: alerts as JSON with a Slack-compatible text
 //			events budget_warn budget_exhausted session_cost rate_limited   # default: the first two
 //			session_cost <usd>     # a Claude Code session's cost passing this
@@ -113,6 +118,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //	budget_warn <percent>                                # 1–100 (80 or 80%): log + metric when spend crosses it
 //	disabled
 //	expires     <RFC 3339 time>
+//	cache       on|off                                   # the response cache for this entity (narrowest wins)
 //
 // Prices are USD per million tokens (web_search: USD per search); omitted
 // amounts inherit the built-in row for that model. In a price block, fast
@@ -292,6 +298,15 @@ func (g *Gateway) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return d.Errf("cooldown: invalid duration %q", v)
 			}
 			g.Cooldown = caddy.Duration(dur)
+		case "cache":
+			if g.Cache != nil {
+				return d.Err("cache is set twice")
+			}
+			c, err := parseCache(d) // caddyfile_cache.go
+			if err != nil {
+				return err
+			}
+			g.Cache = c
 		case "metrics_label":
 			l, err := parseMetricsLabel(d)
 			if err != nil {
@@ -825,6 +840,12 @@ func parseLimitsLine(d *caddyfile.Dispenser, l *LimitsConfig) (bool, error) {
 		if l.BudgetWarn, err = parsePercent(d, v); err != nil {
 			return true, err
 		}
+	case "cache":
+		v, err := parseCacheSwitch(d) // caddyfile_cache.go
+		if err != nil {
+			return true, err
+		}
+		l.Cache = v
 	default:
 		return false, nil
 	}

@@ -90,6 +90,8 @@ type Gateway struct {
 	// CountCacheReads makes token rate limits count cache reads too (by
 	// default they count input, cache writes and output).
 	CountCacheReads bool `json:"count_cache_reads,omitempty"`
+	// Cache turns on the response cache (cache.go); off when nil.
+	Cache *CacheConfig `json:"cache,omitempty"`
 	// Notify sends alerts (budget_warn, budget_exhausted, session_cost,
 	// rate_limited) to webhooks; see NotifyConfig.
 	Notify []*NotifyConfig `json:"notify,omitempty"`
@@ -137,6 +139,10 @@ type LimitsConfig struct {
 	// BudgetWarn is the percentage of a budget (1–100) whose crossing is
 	// logged and counted; 0 inherits the gateway's budget_warn.
 	BudgetWarn int `json:"budget_warn,omitempty"`
+	// Cache is "on" or "off": whether the response cache serves the
+	// entity's requests; the narrowest entity that sets it decides, and
+	// "" inherits (the cache applies when configured).
+	Cache string `json:"cache,omitempty"`
 }
 
 // BudgetConfig is one budget: an amount of US dollars per period.
@@ -280,9 +286,18 @@ func (g *Gateway) Provision(ctx caddy.Context) error {
 	if err != nil {
 		return err
 	}
+	cs, err := g.cacheSettings() // cache.go
+	if err != nil {
+		return err
+	}
 	m, err := provisionMetrics(ctx, g.MetricsLabels, g.logger)
 	if err != nil {
 		return err
+	}
+	if cs != nil {
+		if err := provisionCacheMetrics(ctx, m); err != nil {
+			return err
+		}
 	}
 	router, configs, multipliers, err := g.buildProviders(ctx, m)
 	if err != nil {
@@ -341,6 +356,12 @@ func (g *Gateway) Provision(ctx caddy.Context) error {
 	if g.state.lease <= 0 {
 		g.state.lease = DefaultReservationLease
 	}
+	if cs != nil {
+		if err := g.acquireCache(cs); err != nil {
+			return err
+		}
+		g.state.cache = cs
+	}
 	activeGateways.add(g)
 	return nil
 }
@@ -361,6 +382,7 @@ func (g *Gateway) Validate() error {
 // exits with served usage unbilled.
 func (g *Gateway) Cleanup() error {
 	activeGateways.remove(g)
+	g.releaseCache()
 	g.notify.close()
 	g.releaseDirectory()
 	if processStopping() {

@@ -182,6 +182,9 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.
 		PathSuffix:     rec.Suffix,
 	}
 	x.publishRequest()
+	if x.cacheLookup(call) { // answered from the response cache (cache.go)
+		return nil
+	}
 	x.forward(call)
 	return nil
 }
@@ -220,6 +223,7 @@ type exchange struct {
 	// label is the metric label of model labelFor (modelLabel).
 	label, labelFor string
 	labelSet        bool
+	cacheExchange   // the response cache's part (cache.go)
 }
 
 // modelLabel is the model's metric label: bounded, valid UTF-8. It is
@@ -299,6 +303,7 @@ func (x *exchange) forward(call *llm.Call) {
 		if x.flight != nil {
 			w = &progressWriter{ResponseWriter: w, f: x.flight}
 		}
+		w = x.cacheWriter(w) // records a cache miss as it passes (cache.go)
 		res := p.Relay(w, resp, call)
 		x.providerRequestID = providerRequestID(x.w.Header())
 		endAttempt(span, resp.StatusCode, nil)
@@ -309,6 +314,7 @@ func (x *exchange) forward(call *llm.Call) {
 		if held != nil {
 			held.release(x.cost, x.costKnown)
 		}
+		x.cacheStore(&res)
 		if res.UpstreamErr != nil && res.ClientErr == nil && !res.Usage.Complete {
 			// The upstream died mid-response: make the client see a
 			// truncated response (connection aborted, no final chunk)
@@ -446,6 +452,8 @@ func (x *exchange) record(status int, usage llm.Usage, cost governance.Money, pr
 		Attempts:          x.attempts,
 		Rejection:         x.rejection,
 		ErrorType:         x.errorType,
+		CacheHit:          x.cacheHit,
+		Saved:             x.saved,
 	}
 	rec.SetPrice(x.price)
 	x.st.store.ledger.Record(&rec)

@@ -20,6 +20,8 @@ import (
 // locks.
 type state struct {
 	registry *governance.Registry
+	// cache is the response cache (cache.go); nil when off.
+	cache *cacheState
 	// keys finds keys: the registry's and the live ones (live_keys.go).
 	keys     *governance.Keyring
 	router   *providers.Router
