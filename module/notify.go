@@ -64,12 +64,17 @@ const (
 	notifyMaxBackoff = 5 * time.Minute
 )
 
-// notifyDedupe and notifySessions are process-wide, so an alert is sent
-// once however many reloads see its cause.
-var (
-	notifyDedupe   = governance.NewDeduper(0)
-	notifySessions = governance.NewSessionCosts(0)
-)
+// alertState is what a store keeps for alerts across reloads: the alerts
+// already sent (so each is sent once however many reloads see its cause)
+// and the running cost of sessions.
+type alertState struct {
+	sent     *governance.Deduper
+	sessions *governance.SessionCosts
+}
+
+func newAlertState() *alertState {
+	return &alertState{sent: governance.NewDeduper(0), sessions: governance.NewSessionCosts(0)}
+}
 
 // notifyDeliveries counts alerts by event and outcome: sent, retried,
 // failed (retries exhausted), dropped (queue full or shutting down).
@@ -239,10 +244,10 @@ func (c *NotifyConfig) parseEvents() (map[governance.EventKind]bool, governance.
 // wants reports whether some webhook sends events of kind k.
 func (n *notifier) wants(k governance.EventKind) bool { return n != nil && n.events[k] }
 
-// send queues e for every webhook that wants it, once per event (the
-// process-wide dedupe). It never blocks.
-func (n *notifier) send(e *governance.Event) {
-	if n == nil || !n.events[e.Kind] || !notifyDedupe.First(e) {
+// send queues e for every webhook that wants it, once per event (as
+// remembered in sent). It never blocks.
+func (n *notifier) send(e *governance.Event, sent *governance.Deduper) {
+	if n == nil || !n.events[e.Kind] || !sent.First(e) {
 		return
 	}
 	body, err := json.Marshal(e.Payload())

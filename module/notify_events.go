@@ -28,7 +28,7 @@ func (st *state) notifyBudgets(t *governance.Ticket, changes []governance.Budget
 		return time.Time{}, false
 	}
 	for _, e := range st.registry.BudgetEvents(changes, key, now, st.location, starts) {
-		n.send(&e)
+		n.send(&e, st.store.alerts.sent)
 	}
 }
 
@@ -40,10 +40,10 @@ func (st *state) notifyRefusal(rej *governance.Rejection, key string, now time.T
 		return
 	}
 	if e := governance.ExhaustedEvent(rej, key, now, st.location); e != nil {
-		n.send(e)
+		n.send(e, st.store.alerts.sent)
 	}
 	if e := governance.RateLimitedEvent(rej, key, now); e != nil {
-		n.send(e)
+		n.send(e, st.store.alerts.sent)
 	}
 }
 
@@ -57,8 +57,8 @@ func (st *state) recorded(rec *governance.Record) {
 		return
 	}
 	now := time.Now()
-	before, after := notifySessions.Add(rec.Key, rec.SessionID, rec.Cost, now)
+	before, after := st.store.alerts.sessions.Add(rec.Key, rec.SessionID, rec.Cost, now)
 	for _, e := range governance.SessionEvents(rec.Key, rec.SessionID, before, after, n.amounts, now) {
-		n.send(&e)
+		n.send(&e, st.store.alerts.sent)
 	}
 }

@@ -43,6 +43,9 @@ type state struct {
 	failOpen bool
 	// notify sends alerts (nil: no notify lines).
 	notify *notifier
+	// sso identifies developers without a virtual key (nil: no oidc or
+	// identity lines; sso.go).
+	sso *ssoState
 }
 
 // storePool shares stores across config reloads: a reload that keeps the
@@ -69,6 +72,9 @@ type sharedStore struct {
 	pooled    atomic.Bool // the pool's reference is still held
 	logger    *zap.Logger
 	desc      string // for logs: never holds a password
+	// alerts remembers the alerts sent and the sessions' costs for the
+	// notify lines (notify_events.go): like the counters, across reloads.
+	alerts *alertState
 }
 
 // inFlight is how many requests hold the store.
@@ -245,7 +251,7 @@ func (g *Gateway) loadStore(ctx caddy.Context) (storeModules, error) {
 // from the new counters until the next restart.
 func acquireStore(spec storeModules, logger *zap.Logger, m *metrics) (*sharedStore, error) {
 	v, _, err := storePool.LoadOrNew(spec.key(), func() (caddy.Destructor, error) {
-		s := &sharedStore{logger: logger, desc: spec.describe(), ledgerKey: spec.ledgerKey()}
+		s := &sharedStore{logger: logger, desc: spec.describe(), ledgerKey: spec.ledgerKey(), alerts: newAlertState()}
 		if spec.counters.Restores() {
 			if other := liveStores.busy(s.ledgerKey); other != nil {
 				return nil, fmt.Errorf("store %s: %d requests admitted under the previous store (%s) are still in flight and will be ledgered in this ledger after the new budget counters are restored from it; retry the reload once they have finished",
