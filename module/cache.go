@@ -249,12 +249,9 @@ func (x *exchange) cacheLookup(call *llm.Call) bool {
 	if cs == nil {
 		return false
 	}
-	h := x.w.Header()
 	cc := cacheControl(x.r.Header)
 	if !cs.applies(x.surface, x.key) || cc != 0 {
-		h.Set(cacheHeader, cacheBypass)
-		x.cacheResult = cacheBypass
-		cacheMetrics.requests.WithLabelValues(cacheBypass).Inc()
+		x.cacheOutcome(cacheBypass)
 		if cc == ccNoCache && cs.applies(x.surface, x.key) {
 			// no-cache: do not answer from the cache, but keep the
 			// fresh answer for the next request.
@@ -271,13 +268,22 @@ func (x *exchange) cacheLookup(call *llm.Call) bool {
 		x.serveHit(e)
 		return true
 	}
-	h.Set(cacheHeader, cacheMiss)
-	x.cacheResult = cacheMiss
-	cacheMetrics.requests.WithLabelValues(cacheMiss).Inc()
+	x.cacheOutcome(cacheMiss)
 	x.cacheReq = req
 	x.cacheKey = key
 	x.cacheKeyed = true
 	return false
+}
+
+// cacheOutcome tells the client, the access log and the metric how the
+// cache treated a request it did not answer.
+func (x *exchange) cacheOutcome(result string) {
+	x.w.Header().Set(cacheHeader, result)
+	x.cacheResult = result
+	cacheMetrics.requests.WithLabelValues(result).Inc()
+	if elf := logFields(x.r); elf != nil {
+		elf.Add(zap.String("llm.cache", result))
+	}
 }
 
 // cacheRequest is what the request's cache key is derived from, nil when
