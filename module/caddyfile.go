@@ -107,6 +107,11 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //			timeout <d>            # default 10s
 //			retries <n>            # default 5, exponential backoff
 //		}]
+//		oidc <issuer-url> {            # developers identified by SSO tokens (docs/sso.md)
+//			audience <aud>; user_claim <claim>; team_claim <claim>; team_map <group> <team>
+//			template { team <name>; customer <name>; max_tokens_cap <n>; <limits> }
+//		}
+//		identity <placeholder> [team <placeholder>] [{ team_map <group> <team>; template { … } }]
 //	}
 //
 // where <limits> are any of, in customer, team and key blocks:
@@ -322,6 +327,10 @@ func (g *Gateway) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return err
 			}
 			g.Notify = append(g.Notify, n)
+		case "oidc", "identity":
+			if err := g.parseSSODirective(d); err != nil { // caddyfile_identity.go
+				return err
+			}
 		default:
 			return d.Errf("unknown llm_gateway subdirective %q", d.Val())
 		}

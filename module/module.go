@@ -95,6 +95,8 @@ type Gateway struct {
 	// Notify sends alerts (budget_warn, budget_exhausted, session_cost,
 	// rate_limited) to webhooks; see NotifyConfig.
 	Notify []*NotifyConfig `json:"notify,omitempty"`
+	// SSOConfig identifies developers by SSO: oidc and identity (sso.go).
+	SSOConfig
 
 	logger   *zap.Logger
 	state    *state
@@ -102,6 +104,7 @@ type Gateway struct {
 	dirKey   string        // the live key directory's key in directoryPool
 	grace    time.Duration // the HTTP app's grace_period
 	notify   *notifier
+	sso      *ssoState // sso.go
 }
 
 // StoreConfig selects where counters and usage are kept: a counters module
@@ -307,6 +310,9 @@ func (g *Gateway) Provision(ctx caddy.Context) error {
 	if g.notify, err = provisionNotify(ctx, g.Notify, g.logger); err != nil {
 		return err
 	}
+	if g.sso, err = g.provisionSSO(reg, repl, g.logger); err != nil {
+		return err
+	}
 	spec, err := g.loadStore(ctx)
 	if err != nil {
 		return err
@@ -352,6 +358,7 @@ func (g *Gateway) Provision(ctx caddy.Context) error {
 		countCacheReads: g.CountCacheReads,
 		failOpen:        spec.counters.FailOpen(),
 		notify:          g.notify,
+		sso:             g.sso,
 	}
 	if g.state.lease <= 0 {
 		g.state.lease = DefaultReservationLease
@@ -385,6 +392,7 @@ func (g *Gateway) Cleanup() error {
 	g.releaseCache()
 	g.notify.close()
 	g.releaseDirectory()
+	g.sso.release()
 	if processStopping() {
 		logger := g.logger
 		if logger == nil {

@@ -62,8 +62,10 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.
 	}
 	key := st.keys.Authenticate(secret) // config keys, then live keys (live_keys.go)
 	if key == nil {
-		st.reject(w, dialect, "auth", llm.ErrAuthentication, "invalid or missing virtual key (send it as Authorization: Bearer or x-api-key)")
-		return nil
+		// Caddy's authentication or an SSO token, else a 401 (sso.go).
+		if key = st.identify(w, r, dialect, secret); key == nil {
+			return nil
+		}
 	}
 	if me {
 		st.serveMe(w, r, key, start)

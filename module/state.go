@@ -43,6 +43,9 @@ type state struct {
 	failOpen bool
 	// notify sends alerts (nil: no notify lines).
 	notify *notifier
+	// sso identifies developers without a virtual key (nil: no oidc or
+	// identity lines; sso.go).
+	sso *ssoState
 }
 
 // storePool shares stores across config reloads: a reload that keeps the
