@@ -275,8 +275,22 @@ func (is *Issuer) takeRefresh(now time.Time) bool {
 	return true
 }
 
-// errUnknownKey is a token signed by no key of the (fresh) key set.
-var errUnknownKey = errors.New("the token is not signed by any key the issuer publishes")
+// errUnknownKey is a token signed by no key of the (fresh) key set, and
+// errBadSignature one whose signature its key does not verify.
+var (
+	errUnknownKey   = errors.New("the token is not signed by any key the issuer publishes")
+	errBadSignature = errors.New("the token's signature does not verify with the issuer's key")
+)
+
+// hasKeyID reports whether the set holds a key with this id.
+func hasKeyID(keys []jose.JSONWebKey, kid string) bool {
+	for i := range keys {
+		if keys[i].KeyID == kid {
+			return true
+		}
+	}
+	return false
+}
 
 // VerifySignature implements oidc.KeySet: it checks the JWS against the
 // cached keys, fetching the set when it is missing or older than
@@ -308,6 +322,11 @@ func (is *Issuer) VerifySignature(ctx context.Context, jwt string) ([]byte, erro
 	}
 	if fresh {
 		return nil, errUnknownKey // fetched for this very token
+	}
+	if kid != "" && hasKeyID(snap.keys, kid) {
+		// The key is known and the signature wrong: fetching the set
+		// again would not change that.
+		return nil, errBadSignature
 	}
 	// A key the set does not hold: perhaps a rotation.
 	if err := is.refresh(ctx, snap, true); err != nil {

@@ -51,6 +51,9 @@ type Identity struct {
 	// Expiry is when the token proving it expires (zero when no token
 	// did).
 	Expiry time.Time
+	// Issuer is the URL of the identity provider that signed the token
+	// ("" when no token did).
+	Issuer string
 }
 
 // Config configures one issuer's Verifier.
@@ -176,7 +179,7 @@ func (v *Verifier) verify(ctx context.Context, token string) (Identity, error) {
 	if err != nil {
 		return Identity{}, err
 	}
-	id.Expiry = tok.Expiry.UTC()
+	id.Expiry, id.Issuer = tok.Expiry.UTC(), v.cfg.Issuer.url
 	return id, nil
 }
 

@@ -107,7 +107,7 @@ func TestVerifyMapsClaimsAndCaches(t *testing.T) {
 		t.Fatal(err)
 	}
 	// team_map order chooses (payments is listed first), not the token's.
-	want := Identity{User: "alice@example.com", Team: "payments", Expiry: clock.Now().Add(time.Hour)}
+	want := Identity{User: "alice@example.com", Team: "payments", Expiry: clock.Now().Add(time.Hour), Issuer: is.URL}
 	if id != want {
 		t.Fatalf("identity %+v, want %+v", id, want)
 	}
@@ -376,7 +376,7 @@ func TestVerifyMappingVariants(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			id.Expiry = time.Time{}
+			id.Expiry, id.Issuer = time.Time{}, ""
 			if id != tc.want {
 				t.Fatalf("identity %+v, want %+v", id, tc.want)
 			}
