@@ -342,7 +342,7 @@
 
 	// barChart draws stacked bars: labels on x, one series a stack layer.
 	function barChart({ title, labels, series, yFormat, tipFormat, bucket, id }) {
-		const W = 860, H = 230, L = 64, R = 12, T = 10, B = 28;
+		const W = 640, H = 240, L = 56, R = 8, T = 10, B = 26;
 		const n = labels.length;
 		const totals = labels.map((_, i) => series.reduce((acc, se) => acc + (se.values[i] || 0), 0));
 		const max = Math.max(0, ...totals);
@@ -357,7 +357,7 @@
 				s('text', { x: L - 6, y: y(v) + 4, 'text-anchor': 'end', text: yFormat(v) }));
 		}
 		root.append(grid);
-		const every = Math.max(1, Math.ceil(n / 14));
+		const every = Math.max(1, Math.ceil(n / 10));
 		labels.forEach((lab, i) => {
 			let base = 0;
 			const x = L + i * bw + bw * 0.12, w = Math.max(1, bw * 0.76);
@@ -598,7 +598,7 @@
 			api('usage', { group_by: 'day', from: before, to: ctx.tomorrow }),
 			usage('team,model,provider', range),
 			usage('key', range, { limit: 10 }),
-			usage(range.bucket, range),
+			usage(range.bucket + ',model', range),
 		]);
 		const sinceDay = (d) => sumRows(cal.rows.filter((x) => x.day >= d));
 		const today = sinceDay(ctx.today), week = sinceDay(ctx.week_start), month = sinceDay(ctx.month_start);
@@ -619,7 +619,7 @@
 			COL.requests, COL.tokens, COL.cost, shareCol(total)], groupRows(split.rows, dim), { title: 'Spend by ' + dim, total: split.total });
 
 		const labels = buckets(range, range.bucket, chart.rows.map((x) => x[range.bucket]));
-		const byBucket = new Map(chart.rows.map((x) => [x[range.bucket], x]));
+		const byBucket = new Map(groupRows(chart.rows, range.bucket).map((x) => [x[range.bucket], x]));
 		const col = (f) => labels.map((l) => Number((byBucket.get(l) || {})[f] || 0));
 		const reqChart = barChart({ title: 'Requests', id: 'requests', bucket: range.bucket, labels, yFormat: compact,
 			series: [{ name: 'requests', values: col('requests') }] });
@@ -629,17 +629,16 @@
 				{ name: 'input', values: col('input_tokens'), color: '#2457c5' },
 				{ name: 'cache write', values: labels.map((l) => cacheWrites(byBucket.get(l) || {})), color: '#e07b22' },
 				{ name: 'output', values: col('output_tokens'), color: '#2e9e5b' }] });
-		const costChart = barChart({ title: 'Spend', id: 'spend', bucket: range.bucket, labels, yFormat: yUSD,
-			tipFormat: (v, se, i) => usd((byBucket.get(labels[i]) || {}).cost_nano_usd),
-			series: [{ name: 'spend', values: labels.map((l) => dollars(byBucket.get(l) || {})) }] });
+		const costChart = barChart({ title: 'Spend by model', id: 'spend', bucket: range.bucket, labels, yFormat: yUSD,
+			tipFormat: (v) => '$' + v.toFixed(4), series: seriesBy(chart.rows, range.bucket, 'model', labels, dollars, 8) });
 
 		return [
 			h('h2', { text: 'Overview' }),
 			cards,
 			h('div', { class: 'grid2' },
-				panel('Spend over time', costChart),
-				panel('Requests over time', reqChart)),
-			panel('Tokens over time', tokChart),
+				panel('Spend over time by model', costChart),
+				panel('Requests over time', reqChart),
+				panel('Tokens over time', tokChart)),
 			h('div', { class: 'grid2' },
 				by('team', 'Team', (x) => (x.team ? href('teams', x.team) : null)),
 				by('model', 'Model'),
@@ -719,15 +718,16 @@
 			h('div', { class: 'grid2' },
 				panel('Budgets', budgets(e), null, 'Spent, reserved by requests in flight, and remaining, as the counters stand now.'),
 				panel('Rate limits', h('div', null, rateLimits(e), entityFlags(e)))),
-			panel('Spend over time by model', byModel.chart),
 			table('team-keys', [
 				{ key: 'key', label: 'Key', kind: 'text', link: (x) => href('keys', x.key) },
 				COL.requests, COL.tokens, COL.cost, shareCol(total),
 				{ key: 'budgets', label: 'Budgets', kind: 'node', get: (x) => budgets(keys.get(x.key)) },
 				{ key: 'rate_limits', label: 'Rate limits', kind: 'node', get: (x) => rateLimits(keys.get(x.key)) }],
 			rows, { title: 'Keys', total: byKey.total }),
-			table('team-models', [{ key: 'model', label: 'Model', kind: 'text' }, COL.requests, COL.tokens, COL.cost],
-				groupRows(byModel.rep.rows, 'model'), { title: 'Models', total: byModel.rep.total }),
+			h('div', { class: 'grid2' },
+				panel('Spend over time by model', byModel.chart),
+				table('team-models', [{ key: 'model', label: 'Model', kind: 'text' }, COL.requests, COL.tokens, COL.cost],
+					groupRows(byModel.rep.rows, 'model'), { title: 'Models', total: byModel.rep.total })),
 		];
 	}
 
@@ -750,9 +750,10 @@
 			h('div', { class: 'grid2' },
 				panel('Budgets', budgets(e), null, 'Spent, reserved by requests in flight, and remaining, as the counters stand now.'),
 				panel('Rate limits and access', h('div', null, rateLimits(e), h('div', null, entityFlags(e))))),
-			panel('Spend over time by model', byModel.chart),
-			table('key-models', [{ key: 'model', label: 'Model', kind: 'text' }, COL.requests, COL.tokens, COL.cost],
-				groupRows(byModel.rep.rows, 'model'), { title: 'Models', total: byModel.rep.total }),
+			h('div', { class: 'grid2' },
+				panel('Spend over time by model', byModel.chart),
+				table('key-models', [{ key: 'model', label: 'Model', kind: 'text' }, COL.requests, COL.tokens, COL.cost],
+					groupRows(byModel.rep.rows, 'model'), { title: 'Models', total: byModel.rep.total })),
 			sessionsTable(sessions, 'key-sessions', 'Most expensive sessions',
 				has('requests') ? h('a', { href: href('requests', undefined, { key }), text: 'Request log of this key →' }) : null),
 		];
@@ -889,90 +890,38 @@
 	}
 
 	// ---------- refusals ----------
+	// Budget and rate-limit refusals are ledger rows with a rejection reason;
+	// the usage report groups them by reason (rejection=?* keeps refused
+	// requests only).
 	async function viewRefusals(r, range) {
-		const out = [h('h2', { text: 'Refusals' })];
-		if (!has('requests')) {
-			out.push(h('p', { class: 'empty', text: 'This gateway\'s admin API has no request log (GET /llm_gateway/requests).' }));
-			return out;
-		}
-		// Budget and rate-limit refusals are rows of the request log with a
-		// rejection reason; read them all in the range (pages of 1000).
-		const rows = [];
-		let cursor = '', pages = 0, truncated = false;
-		do {
-			const doc = await api('requests', { from: range.from, to: range.to, rejection: '?*', limit: 1000, cursor });
-			rows.push(...(doc.rows || []));
-			cursor = doc.next_cursor || '';
-			if (++pages >= 20 && cursor) {
-				truncated = true;
-				break;
-			}
-		} while (cursor);
-		const bucketOf = (x) => bucketKey(range.bucket, x.time || x.timestamp);
-		for (const x of rows) x.bucket = bucketOf(x);
-		const labels = buckets(range, range.bucket, rows.map((x) => x.bucket));
+		const refusedOnly = { rejection: '?*', order_by: 'requests' };
+		const [overTime, byKey] = await Promise.all([
+			usage(range.bucket + ',rejection', range, refusedOnly),
+			usage('key,team,rejection', range, refusedOnly)]);
+		const labels = buckets(range, range.bucket, overTime.rows.map((x) => x[range.bucket]));
 		const idx = new Map(labels.map((l, i) => [l, i]));
-		const reasons = [...new Set(rows.map((x) => x.rejection))].sort();
+		const perReason = groupRows(overTime.rows, 'rejection');
+		const reasons = perReason.map((x) => x.rejection).sort();
 		const series = reasons.map((rs, j) => ({ name: rs, values: new Array(labels.length).fill(0), color: colorFor(j + 3) }));
-		for (const x of rows) {
-			const i = idx.get(x.bucket);
-			if (i !== undefined) series[reasons.indexOf(x.rejection)].values[i]++;
+		for (const x of overTime.rows) {
+			const i = idx.get(x[range.bucket]);
+			if (i !== undefined) series[reasons.indexOf(x.rejection)].values[i] += Number(x.requests);
 		}
-		const byKey = new Map();
-		for (const x of rows) {
-			const k = (x.key || '') + '\x00' + x.rejection;
-			if (!byKey.has(k)) byKey.set(k, { key: x.key || '', team: x.team || '', rejection: x.rejection, refusals: 0, last: '' });
-			const e = byKey.get(k);
-			e.refusals++;
-			const when = x.time || x.timestamp || '';
-			if (String(when) > e.last) e.last = when;
-		}
-		const keyRows = [...byKey.values()].sort((a, b) => b.refusals - a.refusals || a.key.localeCompare(b.key));
-		out.push(
+		return [
+			h('h2', { text: 'Refusals' }),
 			h('div', { class: 'cards' },
-				card('Refusals', int(rows.length), truncated ? 'first 20,000 shown' : 'in the selected range', { 'data-metric': 'refusals', 'data-count': rows.length }),
-				...reasons.map((rs) => card(rs, int(rows.filter((x) => x.rejection === rs).length), 'refusals'))),
-			panel('Refusals over time', barChart({ title: 'Refusals', id: 'refusals', bucket: range.bucket, labels, series, yFormat: compact })),
-			table('refusals-by-key', [
-				{ key: 'key', label: 'Key', kind: 'text', link: (x) => (x.key ? href('keys', x.key) : null) },
-				{ key: 'team', label: 'Team', kind: 'text' },
-				{ key: 'rejection', label: 'Reason', kind: 'text' },
-				{ key: 'refusals', label: 'Refusals', kind: 'int' },
-				{ key: 'last', label: 'Last', kind: 'time' }],
-			keyRows, { title: 'Who is being stopped', empty: 'Nobody was refused in this range.',
-				tools: h('a', { href: href('requests', undefined, { rejection: '?*', cursor: '' }), text: 'In the request log →' }) }));
-		return out;
-	}
-
-	// bucketKey is the report bucket of a time in the gateway's zone.
-	function bucketKey(bucket, iso) {
-		const t = new Date(iso);
-		if (isNaN(t)) return '';
-		const p = zoneParts(t);
-		const day = `${p.year}-${p.month}-${p.day}`;
-		if (bucket === 'day') return day;
-		if (bucket === 'week') return mondayOf(day);
-		if (bucket === 'month') return day.slice(0, 7);
-		// hour: the hour's start in RFC 3339 with the zone's offset, as the API
-		const ms = t.getTime();
-		const hp = zoneParts(new Date(ms - (Number(p.minute) * 60000 + Number(p.second) * 1000 + (((ms % 1000) + 1000) % 1000))));
-		return `${hp.year}-${hp.month}-${hp.day}T${hp.hour}:00:00${hp.offset}`;
-	}
-
-	let partsFormat = null;
-
-	function zoneParts(t) {
-		const parts = {};
-		for (const x of partsFormat.formatToParts(t)) parts[x.type] = x.value;
-		if (parts.hour === '24') parts.hour = '00';
-		let off = 'Z';
-		const m = /GMT([+-]\d{1,2})(?::?(\d{2}))?/.exec(parts.timeZoneName || '');
-		if (m) {
-			const hh = m[1].replace(/^([+-])(\d)$/, '$10$2');
-			off = hh + ':' + (m[2] || '00');
-		}
-		parts.offset = off;
-		return parts;
+				card('Refusals', int(overTime.total.requests), 'in the selected range', { 'data-metric': 'refusals', 'data-count': overTime.total.requests }),
+				...perReason.map((x) => card(x.rejection, int(x.requests), 'refusals', { 'data-metric': 'refusals-' + x.rejection, 'data-count': x.requests }))),
+			h('div', { class: 'grid2' },
+				panel('Refusals over time', barChart({ title: 'Refusals', id: 'refusals', bucket: range.bucket, labels, series, yFormat: compact })),
+				table('refusals-by-key', [
+					{ key: 'key', label: 'Key', kind: 'text', link: (x) => (x.key ? href('keys', x.key) : null) },
+					{ key: 'team', label: 'Team', kind: 'text' },
+					{ key: 'rejection', label: 'Reason', kind: 'text' },
+					{ key: 'requests', label: 'Refusals', kind: 'int' }],
+				byKey.rows, { title: 'Who is being stopped', total: byKey.total, empty: 'Nobody was refused in this range.',
+					tools: h('a', { href: href('requests', undefined, { rejection: '?*', cursor: '' }), text: 'In the request log →' }) })),
+		];
 	}
 
 	// ---------- cache efficiency ----------
@@ -1021,6 +970,7 @@
 
 	async function render() {
 		const gen = ++generation;
+		const hash = location.hash;
 		const main = document.getElementById('view');
 		main.setAttribute('data-state', 'loading');
 		const r = route();
@@ -1037,10 +987,14 @@
 			if (gen !== generation) return;
 			main.replaceChildren(...nodes);
 			main.setAttribute('data-view', r.view);
+			main.setAttribute('data-route', hash);
+			// Milliseconds since navigation began: the first render's time.
+			main.setAttribute('data-rendered-ms', String(Math.round(performance.now())));
 			main.setAttribute('data-state', 'ready');
 		} catch (err) {
 			if (gen !== generation) return;
 			main.replaceChildren(h('div', { class: 'error', text: 'Could not load this view: ' + err.message }));
+			main.setAttribute('data-route', hash);
 			main.setAttribute('data-state', 'error');
 		}
 	}
@@ -1058,8 +1012,6 @@
 		}
 		timeFormat = new Intl.DateTimeFormat('en-CA', { timeZone: tz, year: 'numeric', month: '2-digit', day: '2-digit', hour: '2-digit', minute: '2-digit', hour12: false });
 		hourFormat = new Intl.DateTimeFormat('en-GB', { timeZone: tz, day: '2-digit', hour: '2-digit', minute: '2-digit', hour12: false });
-		partsFormat = new Intl.DateTimeFormat('en-US', { timeZone: tz, year: 'numeric', month: '2-digit', day: '2-digit', hour: '2-digit',
-			minute: '2-digit', second: '2-digit', hour12: false, timeZoneName: 'shortOffset' });
 		document.getElementById('footer').textContent = `Gateway timezone ${ctx.timezone} · figures from the gateway's ledger, to the cent (CSV exports to the nano-dollar) · loaded ${fmtTime(ctx.now)}`;
 	}
 

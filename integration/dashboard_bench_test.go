@@ -1,0 +1,126 @@
+package integration
+
+import (
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+
+	"github.com/llmgateway/caddy-llm-gateway/governance"
+	"github.com/llmgateway/caddy-llm-gateway/providers/llm"
+)
+
+// dashboardBenchEnv runs TestDashboardBenchmark: its value is the ledger's
+// row count (1 for the default, one million).
+const dashboardBenchEnv = "LLMGW_DASHBOARD_BENCH"
+
+// fillBenchLedger writes rows Claude Code-like ledger rows spread over this
+// month so far (200 keys in 20 teams, 5 models, 5,000 sessions, 2% of them
+// refused) straight through the governance API.
+func fillBenchLedger(t *testing.T, path string, rows int) {
+	t.Helper()
+	st, err := governance.OpenSQLiteStore(path, governance.SQLiteOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now().UTC()
+	start := time.Date(now.Year(), now.Month(), 1, 0, 0, 0, 0, time.UTC)
+	span := now.Sub(start)
+	if span < 24*time.Hour { // the first of the month: spread over the last day
+		start, span = now.Add(-24*time.Hour), 24*time.Hour
+	}
+	models := []string{"claude-sonnet-4-5", "claude-opus-4-5", "claude-haiku-4-5", "claude-sonnet-4-5", "claude-sonnet-4-5"}
+	rng := rand.New(rand.NewPCG(1, 2))
+	began := time.Now()
+	for i := range rows {
+		k := rng.IntN(200)
+		r := &governance.Record{
+			Time:      start.Add(time.Duration(rng.Int64N(int64(span)))),
+			Key:       "key-" + strconv.Itoa(k),
+			Team:      "team-" + strconv.Itoa(k%20),
+			Customer:  "customer-" + strconv.Itoa(k%4),
+			Provider:  "anthropic",
+			Model:     models[rng.IntN(len(models))],
+			Surface:   "anthropic.messages",
+			Status:    200,
+			Stream:    true,
+			SessionID: fmt.Sprintf("session-%04d", rng.IntN(5000)),
+			RequestID: strconv.Itoa(i),
+			Usage: llm.Usage{InputTokens: int64(rng.IntN(50)), OutputTokens: int64(rng.IntN(2000)),
+				CacheReadTokens: int64(rng.IntN(150_000)), CacheWrite5mTokens: int64(rng.IntN(3000)), Complete: true},
+			Duration: time.Duration(rng.IntN(30_000)) * time.Millisecond,
+		}
+		r.Cost = governance.Money(r.Usage.InputTokens*3000 + r.Usage.OutputTokens*15000 + r.Usage.CacheReadTokens*300 + r.Usage.CacheWrite5mTokens*3750)
+		r.RequestedModel = r.Model
+		if i%50 == 0 {
+			r.Status, r.Rejection, r.Provider, r.Usage, r.Cost = 402, "budget", "", llm.Usage{}, 0
+		}
+		st.Record(r)
+	}
+	if err := st.Close(); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("ledger: %d rows written in %v", rows, time.Since(began).Round(time.Millisecond))
+}
+
+// TestDashboardBenchmark measures the first render of the overview, in
+// chromium, on a ledger of a million rows (LLMGW_DASHBOARD_BENCH=1, or the
+// row count): from navigation to the view drawn, the page's own
+// performance.now() and the wall clock, five cold loads, plus each of the
+// overview's queries alone. A benchmark, not an assertion: it only logs
+// (docs/benchmarks.md, "Dashboard").
+func TestDashboardBenchmark(t *testing.T) {
+	env := os.Getenv(dashboardBenchEnv)
+	if env == "" {
+		t.Skipf("set %s=1 (a million ledger rows) or a row count to run it", dashboardBenchEnv)
+	}
+	rows := 1_000_000
+	if n, err := strconv.Atoi(env); err == nil && n > 1 {
+		rows = n
+	}
+	db := filepath.Join(t.TempDir(), "ledger.db")
+	fillBenchLedger(t, db, rows)
+	m := newMockAnthropic(t)
+	g := startGateway(t, gatewayOptions{Block: dashboardBlock(m, "store sqlite "+db), SiteExtra: dashboardSite(t)})
+	b := newChromium(t)
+
+	// Each query of the overview alone, as the page sends it.
+	now := time.Now().UTC()
+	month := time.Date(now.Year(), now.Month(), 1, 0, 0, 0, 0, time.UTC)
+	monthQ := "&from=" + month.Format(time.DateOnly) + "&to=" + month.AddDate(0, 1, 0).Format(time.DateOnly)
+	for _, q := range []string{"group_by=day" + monthQ, "group_by=team,model,provider" + monthQ, "group_by=key&limit=10" + monthQ, "group_by=day,model" + monthQ} {
+		req, _ := http.NewRequest("GET", g.URL+"/spend/api/usage?"+q, nil)
+		req.Header.Set("Authorization", dashboardAuth())
+		began := time.Now()
+		resp, err := http.DefaultClient.Do(req)
+		must(t, err)
+		n, _ := io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		t.Logf("query %-40s %4d ms, %d bytes", q[:min(len(q), 40)], time.Since(began).Milliseconds(), n)
+	}
+
+	var wall, page []float64
+	for i := 0; i < 5; i++ {
+		b.do(chromedp.Navigate("about:blank"))
+		began := time.Now()
+		b.do(chromedp.Navigate(g.URL + "/spend/#/overview"))
+		b.waitView()
+		wall = append(wall, float64(time.Since(began).Milliseconds()))
+		page = append(page, eval[float64](b, `Number(document.getElementById('view').dataset.renderedMs)`))
+	}
+	slices.Sort(wall)
+	slices.Sort(page)
+	t.Logf("overview first render on %d rows: median %.0f ms in the page (min %.0f, max %.0f), %.0f ms wall clock (min %.0f)",
+		rows, page[2], page[0], page[4], wall[2], wall[0])
+	if errs := b.consoleErrors(); len(errs) > 0 {
+		t.Errorf("console errors: %v", errs)
+	}
+}
