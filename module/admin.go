@@ -4,10 +4,8 @@ import (
 	"context"
 	"encoding/csv"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net/http"
-	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -30,8 +28,15 @@ func init() {
 //	GET /llm_gateway/customers   the same for customers
 //	GET /llm_gateway/usage?group_by=<dim>[,<dim>…][&<dim>=<value or glob>…][&from=…][&to=…]
 //	                             [&order_by=cost|requests|tokens][&limit=N][&cursor=…][&format=json|csv]
-//	                             dims: key team customer provider model surface session label.<name>
-//	                             hour day week month; or group_by=speed|inference_geo|price_row alone
+//	                             dims: key team customer provider model surface session rejection
+//	                             status label.<name> hour day week month; or
+//	                             group_by=speed|inference_geo|price_row alone
+//	GET /llm_gateway/requests?[<dim>=<value or glob>…][&from=…][&to=…][&order_by=time|cost|tokens]
+//	                             [&limit=N][&cursor=…][&format=json|csv]
+//	                             the ledger rows (request log), newest first
+//	GET /llm_gateway/sessions?[<dim>=…][&from=…][&to=…][&min_cost=<usd>]
+//	                             [&order_by=cost|requests|tokens|time][&limit=N][&cursor=…][&format=json|csv]
+//	                             Claude Code sessions, most expensive first
 //	GET /llm_gateway/prices[?model=<id>][&all=1][&at=<time>]
 //	                             the price table in force (built-in merged with prices_file
 //	                             and price lines), in the prices-file format
@@ -57,6 +62,8 @@ func (AdminAPI) Routes() []caddy.AdminRoute {
 		{Pattern: "/llm_gateway/teams", Handler: serveEntities(governance.ScopeTeam)},
 		{Pattern: "/llm_gateway/customers", Handler: serveEntities(governance.ScopeCustomer)},
 		{Pattern: "/llm_gateway/usage", Handler: caddy.AdminHandlerFunc(serveUsage)},
+		{Pattern: "/llm_gateway/requests", Handler: caddy.AdminHandlerFunc(ServeRequests)},
+		{Pattern: "/llm_gateway/sessions", Handler: caddy.AdminHandlerFunc(ServeSessions)},
 		{Pattern: "/llm_gateway/prices", Handler: caddy.AdminHandlerFunc(servePrices)},
 	}
 }
@@ -241,10 +248,6 @@ type usageRowJSON struct {
 	usageJSON
 }
 
-// usageParams are the query parameters of GET /llm_gateway/usage besides a
-// filter per dimension.
-var usageParams = map[string]bool{"group_by": true, "from": true, "to": true, "order_by": true, "limit": true, "cursor": true, "format": true}
-
 // legacyGroupBy are the single groupings only today's one-dimension report
 // knows (no filters, order, pages or CSV).
 var legacyGroupBy = map[string]bool{"speed": true, "inference_geo": true, "price_row": true}
@@ -264,45 +267,11 @@ func badRequest(format string, a ...any) error {
 // dimension (exact or glob: model=claude-opus-*), from/to, order_by,
 // limit, cursor and format=json|csv. Unknown parameters are refused.
 func serveUsage(w http.ResponseWriter, r *http.Request) error {
-	if r.Method != http.MethodGet {
-		return caddy.APIError{HTTPStatus: http.StatusMethodNotAllowed, Err: fmt.Errorf("method not allowed")}
-	}
-	gws := activeGateways.list()
-	if len(gws) == 0 {
-		return caddy.APIError{HTTPStatus: http.StatusNotFound, Err: fmt.Errorf("no llm_gateway handler is configured")}
-	}
-	st := gws[0].state
-	q := r.URL.Query()
-	var unknown []string
-	var filters []governance.Filter
-	for name, vals := range q {
-		if usageParams[name] {
-			if len(vals) > 1 {
-				return badRequest("parameter %s given %d times", name, len(vals))
-			}
-			continue
-		}
-		d, ok := governance.ParseDim(name)
-		if !ok {
-			unknown = append(unknown, name)
-			continue
-		}
-		for _, v := range vals {
-			filters = append(filters, governance.Filter{Dim: d, Pattern: v})
-		}
-	}
-	if len(unknown) > 0 {
-		sort.Strings(unknown)
-		return badRequest("unknown parameter(s): %s (filters are key, team, customer, provider, model, surface, session, label.<name>, hour, day, week, month)", strings.Join(unknown, ", "))
-	}
-	from, err := parseAdminTime(q.Get("from"), st.location)
+	lq, err := parseLedgerQuery(r, map[string]bool{"group_by": true})
 	if err != nil {
-		return badRequest("from: %v", err)
+		return err
 	}
-	to, err := parseAdminTime(q.Get("to"), st.location)
-	if err != nil {
-		return badRequest("to: %v", err)
-	}
+	st, q, filters, from, to := lq.st, lq.q, lq.filters, lq.from, lq.to
 	groupBy := q.Get("group_by")
 	if legacyGroupBy[groupBy] {
 		for _, p := range []string{"order_by", "limit", "cursor", "format"} {
@@ -321,7 +290,7 @@ func serveUsage(w http.ResponseWriter, r *http.Request) error {
 		for _, name := range strings.Split(groupBy, ",") {
 			d, ok := governance.ParseDim(strings.TrimSpace(name))
 			if !ok {
-				return badRequest("group_by: unknown dimension %q (want key, team, customer, provider, model, surface, session, label.<name>, hour, day, week, month, or one of speed, inference_geo, price_row alone)", name)
+				return badRequest("group_by: unknown dimension %q (want %s, or one of speed, inference_geo, price_row alone)", name, filterNames)
 			}
 			if seen[d] {
 				return badRequest("group_by: %s given twice", d)
@@ -331,36 +300,20 @@ func serveUsage(w http.ResponseWriter, r *http.Request) error {
 		}
 	}
 	if len(dims) == 0 {
-		return badRequest("group_by is required: one or more of key, team, customer, provider, model, surface, session, label.<name>, hour, day, week, month")
+		return badRequest("group_by is required: one or more of %s", filterNames)
 	}
-	orderBy, ok := governance.ParseOrderBy(q.Get("order_by"))
+	orderBy, ok := governance.ParseOrderBy(lq.orderBy)
 	if !ok {
 		return badRequest("order_by must be cost, requests or tokens")
 	}
-	limit := 0
-	if s := q.Get("limit"); s != "" {
-		if limit, err = strconv.Atoi(s); err != nil || limit <= 0 {
-			return badRequest("limit must be a positive integer, got %q", s)
-		}
-	}
-	format := q.Get("format")
-	if format != "" && format != "json" && format != "csv" {
-		return badRequest("format must be json or csv")
-	}
-	if err := st.store.ledger.Flush(r.Context()); err != nil {
-		return caddy.APIError{HTTPStatus: http.StatusServiceUnavailable, Err: err}
-	}
 	rep, err := st.store.ledger.Report(r.Context(), governance.ReportQuery{
 		Dims: dims, Filters: filters, From: from, To: to, Location: st.location,
-		OrderBy: orderBy, Limit: limit, Cursor: q.Get("cursor"),
+		OrderBy: orderBy, Limit: lq.limit, Cursor: lq.cursor,
 	})
 	if err != nil {
-		if errors.Is(err, governance.ErrInvalidCursor) {
-			return badRequest("%v", err)
-		}
-		return caddy.APIError{HTTPStatus: http.StatusInternalServerError, Err: err}
+		return queryError(err)
 	}
-	if format == "csv" {
+	if lq.format == "csv" {
 		return writeUsageCSV(w, dims, rep)
 	}
 	rows := make([]map[string]any, len(rep.Rows))
