@@ -2,6 +2,7 @@ package governance
 
 import (
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/llmgateway/caddy-llm-gateway/providers/llm"
@@ -120,4 +121,83 @@ func (b *InsightBuilder) Result() CacheInsight {
 		}
 	}
 	return out
+}
+
+// InsightRow is one group of an insight report: its dimension values in
+// the report's Dims order.
+type InsightRow struct {
+	Values  []string
+	Insight CacheInsight
+}
+
+// InsightReport is a prompt-cache insight per group. Rows are sorted by
+// what 1-hour writes never read cost, then by what cache writes cost (both
+// descending), then by their values; Total covers every row added.
+type InsightReport struct {
+	Rows  []InsightRow
+	Total CacheInsight
+}
+
+// InsightReportBuilder groups ledger rows by dimensions (those of a
+// ReportQuery: key, team, model, session, calendar buckets in Location …)
+// into a CacheInsight each.
+type InsightReportBuilder struct {
+	dims   []Dim
+	loc    *time.Location
+	groups map[string]*insightGroup
+	total  InsightBuilder
+}
+
+type insightGroup struct {
+	values []string
+	b      InsightBuilder
+}
+
+// NewInsightReport starts an insight report grouped by dims (none: the
+// total only), calendar buckets taken in loc (nil: UTC).
+func NewInsightReport(dims []Dim, loc *time.Location) *InsightReportBuilder {
+	if loc == nil {
+		loc = timeUTC
+	}
+	return &InsightReportBuilder{dims: dims, loc: loc, groups: map[string]*insightGroup{}}
+}
+
+// Add counts one ledger row priced by price (the row that priced it; nil
+// when unpriced).
+func (b *InsightReportBuilder) Add(r *Record, price *Price) {
+	b.total.Add(r, price)
+	if len(b.dims) == 0 {
+		return
+	}
+	lr := fromRecord(r)
+	vals := make([]string, len(b.dims))
+	for i, d := range b.dims {
+		vals[i] = lr.value(d, b.loc)
+	}
+	k := strings.Join(vals, "\x00")
+	g := b.groups[k]
+	if g == nil {
+		g = &insightGroup{values: vals}
+		b.groups[k] = g
+	}
+	g.b.Add(r, price)
+}
+
+// Report is the insight of every row added.
+func (b *InsightReportBuilder) Report() InsightReport {
+	rep := InsightReport{Total: b.total.Result(), Rows: make([]InsightRow, 0, len(b.groups))}
+	for _, g := range b.groups {
+		rep.Rows = append(rep.Rows, InsightRow{Values: g.values, Insight: g.b.Result()})
+	}
+	sort.Slice(rep.Rows, func(i, j int) bool {
+		a, c := &rep.Rows[i].Insight, &rep.Rows[j].Insight
+		if a.Write1hUnreadCost != c.Write1hUnreadCost {
+			return a.Write1hUnreadCost > c.Write1hUnreadCost
+		}
+		if a.CacheWriteCost != c.CacheWriteCost {
+			return a.CacheWriteCost > c.CacheWriteCost
+		}
+		return strings.Join(rep.Rows[i].Values, "\x00") < strings.Join(rep.Rows[j].Values, "\x00")
+	})
+	return rep
 }

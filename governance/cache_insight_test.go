@@ -42,3 +42,28 @@ func TestCacheInsight(t *testing.T) {
 		t.Errorf("empty insight %+v", r)
 	}
 }
+
+func TestInsightReport(t *testing.T) {
+	price := &Price{Rates: Rates{CacheWrite1h: 6_000_000_000, CacheWrite5m: 3_750_000_000}}
+	t0 := time.Date(2026, 12, 2, 9, 0, 0, 0, time.UTC)
+	b := NewInsightReport([]Dim{DimTeam}, nil)
+	// payments writes and reads; research writes and never reads.
+	b.Add(&Record{Time: t0, Key: "a", Team: "payments", Model: "m", SessionID: "s", Usage: llm.Usage{CacheWrite1hTokens: 1000}}, price)
+	b.Add(&Record{Time: t0.Add(time.Minute), Key: "a", Team: "payments", Model: "m", SessionID: "s", Usage: llm.Usage{CacheReadTokens: 1000}}, price)
+	b.Add(&Record{Time: t0, Key: "r", Team: "research", Model: "m", SessionID: "x", Usage: llm.Usage{CacheWrite1hTokens: 500}}, nil)
+	b.Add(&Record{Time: t0, Key: "r", Team: "research", Model: "m", SessionID: "y", Usage: llm.Usage{CacheWrite1hTokens: 2000}}, price)
+	rep := b.Report()
+	if len(rep.Rows) != 2 || rep.Rows[0].Values[0] != "research" || rep.Rows[1].Values[0] != "payments" {
+		t.Fatalf("rows %+v", rep.Rows)
+	}
+	r := rep.Rows[0].Insight
+	if r.Write1hUnreadTokens != 2500 || r.Write1hUnreadCost != 12_000_000 || r.CacheWriteCost != 12_000_000 {
+		t.Errorf("research %+v", r)
+	}
+	if p := rep.Rows[1].Insight; p.Write1hUnreadTokens != 0 || p.CacheReadShare != 0.5 || p.CacheWriteCost != 6_000_000 {
+		t.Errorf("payments %+v", p)
+	}
+	if rep.Total.Write1hTokens != 3500 || rep.Total.Write1hUnreadTokens != 2500 {
+		t.Errorf("total %+v", rep.Total)
+	}
+}

@@ -2,6 +2,7 @@ package integration
 
 import (
 	"context"
+	"net/http"
 	"strings"
 	"testing"
 
@@ -241,5 +242,51 @@ func TestResponseCacheSurvivesReload(t *testing.T) {
 	}
 	if n := len(m.requests()); n != 2 {
 		t.Errorf("the provider saw %d requests, want 2", n)
+	}
+}
+
+// TestCacheInsightAPI: GET /llm_gateway/cache_insight prices the prompt
+// cache's writes per key and finds the 1-hour writes no later request of
+// the session read (the mock reads the same 9,000 tokens every turn, so
+// no turn reads what the one before it wrote).
+func TestCacheInsightAPI(t *testing.T) {
+	m := newMockAnthropic(t)
+	g := startGateway(t, gatewayOptions{Block: gatewayBlock(m, t.TempDir()+"/ledger.db", "")})
+	c := newClient(g, "", option.WithAPIKey(aliceKey), option.WithHeader("X-Claude-Code-Session-Id", "s1"))
+	for range 2 {
+		_, err := c.Messages.New(context.Background(), messageParams("claude-sonnet-4-5"))
+		must(t, err)
+	}
+	var doc struct {
+		Rows []struct {
+			Key             string  `json:"key"`
+			Input           int64   `json:"input_tokens_total"`
+			CacheRead       int64   `json:"cache_read_tokens"`
+			Share           float64 `json:"cache_read_share"`
+			WriteCost       int64   `json:"cache_write_cost_nano_usd"`
+			Write1h         int64   `json:"cache_write_1h_tokens"`
+			Unread1h        int64   `json:"cache_write_1h_unread_tokens"`
+			Unread1hCostNan int64   `json:"cache_write_1h_unread_cost_nano_usd"`
+		} `json:"rows"`
+	}
+	g.adminGet("/llm_gateway/cache_insight?group_by=key&model=claude-sonnet-*", &doc)
+	if len(doc.Rows) != 1 || doc.Rows[0].Key != "alice" {
+		t.Fatalf("rows %+v", doc.Rows)
+	}
+	r := doc.Rows[0]
+	// sonnet: cache_write_5m $3.75, cache_write_1h $6 per million.
+	perTurn := int64(mockCacheWrite5m*3_750 + mockCacheWrite1h*6_000)
+	if r.CacheRead != 2*mockCacheRead || r.Input != 2*(mockInput+mockCacheRead+mockCacheWrite5m+mockCacheWrite1h) ||
+		r.WriteCost != 2*perTurn || r.Write1h != 2*mockCacheWrite1h || r.Unread1h != 2*mockCacheWrite1h ||
+		r.Unread1hCostNan != 2*mockCacheWrite1h*6_000 || r.Share != float64(r.CacheRead)/float64(r.Input) {
+		t.Errorf("insight %+v", r)
+	}
+	for _, q := range []string{"order_by=cost", "cursor=x", "format=csv", "group_by=colour", "bogus=1"} {
+		resp, err := http.Get(g.AdminURL + "/llm_gateway/cache_insight?" + q)
+		must(t, err)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusBadRequest {
+			t.Errorf("cache_insight?%s: %d, want 400", q, resp.StatusCode)
+		}
 	}
 }

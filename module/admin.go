@@ -65,6 +65,7 @@ func (AdminAPI) Routes() []caddy.AdminRoute {
 		{Pattern: "/llm_gateway/requests", Handler: caddy.AdminHandlerFunc(ServeRequests)},
 		{Pattern: "/llm_gateway/sessions", Handler: caddy.AdminHandlerFunc(ServeSessions)},
 		{Pattern: "/llm_gateway/prices", Handler: caddy.AdminHandlerFunc(servePrices)},
+		{Pattern: "/llm_gateway/cache_insight", Handler: caddy.AdminHandlerFunc(serveCacheInsight)}, // cache_admin.go
 	}
 }
 
