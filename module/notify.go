@@ -109,6 +109,8 @@ type webhook struct {
 	done     chan struct{}
 	logger   *zap.Logger
 	stopOnce sync.Once
+	// attempted, when set (tests), hears every attempt's outcome.
+	attempted func(error)
 }
 
 // alert is one queued delivery.
@@ -305,6 +307,9 @@ func (h *webhook) deliver(k governance.EventKind, body []byte) {
 	backoff := h.backoff
 	for attempt := 0; ; attempt++ {
 		err := h.post(body)
+		if h.attempted != nil {
+			h.attempted(err)
+		}
 		if err == nil {
 			notifyDeliveries.WithLabelValues(string(k), "sent").Inc()
 			return
