@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"runtime"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -313,4 +314,80 @@ func mustMoney(s string) governance.Money {
 		panic(err)
 	}
 	return m
+}
+
+// distinctLoad sends n distinct non-streamed requests, each answered with
+// a ~2 KB body, through a gateway whose cache holds maxSize bytes, and
+// calls check after each.
+func distinctLoad(tb testing.TB, n int, maxSize int64, check func(i int, g *Gateway)) {
+	pad := strings.Repeat("x", 2<<10)
+	up := &countingUpstream{ct: "application/json", body: func(i int64) []byte {
+		return fmt.Appendf(nil, `{"id":"msg_%d","type":"message","role":"assistant","content":[{"type":"text","text":%q}],"stop_reason":"end_turn","usage":{"input_tokens":10,"output_tokens":500}}`, i, pad)
+	}}
+	g, _ := cacheGateway(tb, up, cache.ScopeKey)
+	core, err := cache.New(maxSize, nil)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(core.Close)
+	g.state.cache.core, g.state.cache.size = core, maxSize
+	w := &discardWriter{h: http.Header{}}
+	for i := range n {
+		body := fmt.Sprintf(`{"model":"claude-haiku-4-5","max_tokens":600,"messages":[{"role":"user","content":"question %d"}]}`, i)
+		r, _ := http.NewRequest("POST", "http://gw/v1/messages", strings.NewReader(body))
+		r.Header.Set("X-Api-Key", "sk-alice")
+		r.Header.Set("Anthropic-Version", "2023-06-01")
+		clear(w.h)
+		if err := g.ServeHTTP(w, r, nil); err != nil {
+			tb.Fatal(err)
+		}
+		check(i, g)
+	}
+}
+
+// TestCacheMemoryUnderDistinctLoad: 10,000 distinct requests through the
+// handler into a 1 MiB cache; what it holds never exceeds max_size.
+func TestCacheMemoryUnderDistinctLoad(t *testing.T) {
+	const maxSize = 1 << 20
+	distinctLoad(t, 10_000, maxSize, func(i int, g *Gateway) {
+		if b := g.state.cache.core.Bytes(); b > maxSize {
+			t.Fatalf("after request %d the cache holds %d bytes, max_size %d", i, b, maxSize)
+		}
+	})
+}
+
+// BenchmarkCacheDistinctLoad reports the heap the process keeps after
+// 10,000 distinct ~2 KB responses went through a 1 MiB cache (the whole
+// run: the test's memory ledger keeps every row), against the same load
+// with the cache off, and the cache's own bytes.
+func BenchmarkCacheDistinctLoad(b *testing.B) {
+	const maxSize = 1 << 20
+	for _, on := range []bool{false, true} {
+		name := "cache_off"
+		if on {
+			name = "cache_1MiB"
+		}
+		b.Run(name, func(b *testing.B) {
+			for b.Loop() {
+				var before, after runtime.MemStats
+				runtime.GC()
+				runtime.ReadMemStats(&before)
+				var held int64
+				distinctLoad(b, 10_000, maxSize, func(i int, g *Gateway) {
+					if i == 0 && !on {
+						g.state.cache = nil
+					}
+					if i == 9_999 {
+						if g.state.cache != nil {
+							held = g.state.cache.core.Bytes()
+						}
+						runtime.GC()
+						runtime.ReadMemStats(&after)
+					}
+				})
+				b.ReportMetric(float64(held), "cache-bytes")
+				b.ReportMetric(float64(int64(after.HeapAlloc)-int64(before.HeapAlloc)), "live-heap-growth-bytes")
+			}
+		})
+	}
 }

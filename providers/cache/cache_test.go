@@ -2,6 +2,7 @@ package cache
 
 import (
 	"fmt"
+	"runtime"
 	"sync"
 	"testing"
 	"time"
@@ -216,5 +217,28 @@ func TestCacheBoundedUnderLoad(t *testing.T) {
 		if b := c.Bytes(); b > max {
 			t.Fatalf("request %d: %d bytes held, max_size %d", i, b, max)
 		}
+	}
+}
+
+// BenchmarkCacheMemory10000 reports the live heap of a 1 MiB cache after
+// 10,000 distinct 2 KiB entries were put in it: the entries it kept, its
+// own bookkeeping (ristretto's policy and store), nothing evicted.
+func BenchmarkCacheMemory10000(b *testing.B) {
+	for b.Loop() {
+		var before, after runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&before)
+		c, err := New(1<<20, nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		for i := range 10000 {
+			c.Put(keyFor(i), entry(2<<10))
+		}
+		runtime.GC()
+		runtime.ReadMemStats(&after)
+		b.ReportMetric(float64(c.Bytes()), "cache-bytes")
+		b.ReportMetric(float64(int64(after.HeapAlloc)-int64(before.HeapAlloc)), "live-heap-bytes")
+		c.Close()
 	}
 }
