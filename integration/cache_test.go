@@ -2,6 +2,7 @@ package integration
 
 import (
 	"context"
+	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -150,6 +151,25 @@ func TestResponseCacheOpenAISDK(t *testing.T) {
 		t.Errorf("chat completions differ:\n%s\n%s", raws[0], raws[1])
 	}
 
+	// A stream whose client did not ask for usage: the gateway asks for it
+	// upstream and removes it; the hit replays what the client saw.
+	var plain [2]string
+	for i := range plain {
+		req, _ := http.NewRequest("POST", g.URL+"/openai/v1/chat/completions",
+			strings.NewReader(`{"model":"gpt-4o","stream":true,"messages":[{"role":"user","content":"hi"}]}`))
+		req.Header.Set("Authorization", "Bearer "+aliceKey)
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := http.DefaultClient.Do(req)
+		must(t, err)
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		plain[i] = string(b) + "|" + resp.Header.Get("X-Llm-Gateway-Cache")
+		result()
+	}
+	if want := mockOpenAIChatStream("gpt-4o", false); plain[0] != want+"|miss" || plain[1] != want+"|hit" {
+		t.Errorf("chat stream without include_usage:\n%s\n%s", plain[0], plain[1])
+	}
+
 	chat.StreamOptions.IncludeUsage = oai.Bool(true)
 	var streams [2]string
 	for i := range streams {
@@ -199,8 +219,8 @@ func TestResponseCacheOpenAISDK(t *testing.T) {
 	if es[0] != strings.TrimSuffix(es[1], "|hit")+"|miss" {
 		t.Errorf("embeddings differ:\n%s\n%s", es[0], es[1])
 	}
-	if n := len(m.requests()); n != 5 {
-		t.Errorf("the provider saw %d requests, want 5 (each once)", n)
+	if n := len(m.requests()); n != 6 {
+		t.Errorf("the provider saw %d requests, want 6 (each once)", n)
 	}
 }
 

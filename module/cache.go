@@ -353,6 +353,8 @@ func (x *exchange) serveHit(e *cache.Entry) {
 	_, err := cache.Replay(x.w, e)
 	x.record(e.Status, llm.Usage{}, 0, true)
 	cacheMetrics.requests.WithLabelValues(cacheHit).Inc()
+	// A hit is all gateway time: no provider was waited on.
+	x.st.metrics.overhead.WithLabelValues(cacheProvider, x.modelLabel()).Observe(time.Since(x.start).Seconds())
 	if x.saved != 0 {
 		var lv [16]string
 		values := append(lv[:0], x.key.Name, x.key.TeamName(), x.key.CustomerName(), x.provider, x.modelLabel())
