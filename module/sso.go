@@ -376,14 +376,18 @@ func (s *ssoState) warnUnreachable(cause error) {
 // provisionDeveloper returns the key of an identified developer, created
 // from the template at their first call.
 func (st *state) provisionDeveloper(w http.ResponseWriter, r *http.Request, dialect llm.Dialect, id sso.Identity, tmpl governance.KeyTemplate) *governance.Key {
+	// A developer met before on the same team, or a Caddyfile key of that
+	// name (which wins as it is): no I/O, no allocation.
+	if k := st.keys.Key(id.User); k != nil && (k.TeamName() == id.Team || st.registry.Key(id.User) != nil) {
+		st.logIdentity(r, tmpl.Source)
+		return k
+	}
 	ctx, cancel := context.WithTimeout(r.Context(), 10*time.Second)
 	defer cancel()
 	key, err := st.keys.Provision(ctx, id.User, id.Team, tmpl)
 	switch {
 	case err == nil:
-		if elf := logFields(r); elf != nil {
-			elf.Add(zap.String("llm.identity", tmpl.Source))
-		}
+		st.logIdentity(r, tmpl.Source)
 		return key
 	case errors.Is(err, governance.ErrKeyRevoked):
 		st.reject(w, dialect, "revoked", llm.ErrPermission, fmt.Sprintf("key %s was revoked by an administrator", id.User))
@@ -396,4 +400,11 @@ func (st *state) provisionDeveloper(w http.ResponseWriter, r *http.Request, dial
 		st.reject(w, dialect, "unavailable", llm.ErrOverloaded, "cannot provision the developer's key right now; retry")
 	}
 	return nil
+}
+
+// logIdentity names, in the access log, what identified the developer.
+func (st *state) logIdentity(r *http.Request, source string) {
+	if elf := logFields(r); elf != nil {
+		elf.Add(zap.String("llm.identity", source))
+	}
 }
