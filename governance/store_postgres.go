@@ -112,7 +112,7 @@ type PostgresStore struct {
 	tot pgTotals
 
 	// writer-owned state
-	cols     pgColumns
+	wb       pgBatch
 	giveUp   bool // Close has begun and a write failed: drop the rest
 	writeErr error
 	lost     int64
@@ -444,7 +444,7 @@ func (s *PostgresStore) writeRetrying(batch []pgOp) error {
 	}
 	backoff := postgresMinBackoff
 	for attempt := 1; ; attempt++ {
-		err := s.write(batch)
+		err := s.write(batch, attempt > 1)
 		if err == nil {
 			s.committed.Add(int64(len(batch)))
 			s.batches.Add(1)

@@ -74,8 +74,6 @@ var postgresLedgerSchema = []string{
 		PRIMARY KEY (writer_id, seq)
 	);
 	CREATE INDEX llm_gateway_ledger_time ON llm_gateway_ledger (time_ns, id);
-	CREATE INDEX llm_gateway_ledger_request_id ON llm_gateway_ledger (request_id) WHERE request_id <> '';
-	CREATE INDEX llm_gateway_ledger_session ON llm_gateway_ledger (session_id, time_ns) WHERE session_id <> '';
 	CREATE TABLE llm_gateway_totals (
 		kind                  TEXT   NOT NULL,
 		name                  TEXT   NOT NULL,

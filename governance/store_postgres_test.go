@@ -274,10 +274,14 @@ func TestPostgresStore(t *testing.T) {
 			mem.Record(&recs[i])
 			batch[i] = pgOp{rec: &recs[i], seq: int64(1000 + i)}
 		}
-		for range 2 {
-			if err := s.write(batch); err != nil {
+		for _, retry := range []bool{false, true, true} {
+			if err := s.write(batch, retry); err != nil {
 				t.Fatal(err)
 			}
+		}
+		// Without the check, the primary key refuses the duplicate.
+		if err := s.write(batch, false); err == nil || !strings.Contains(err.Error(), "llm_gateway_ledger_pkey") {
+			t.Fatalf("duplicate batch: %v", err)
 		}
 		refresh(t, s)
 		rows, _ := s.Records(context.Background(), time.Time{}, time.Time{}, 0)
