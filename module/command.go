@@ -12,7 +12,7 @@ import (
 func init() {
 	caddycmd.RegisterCommand(caddycmd.Command{
 		Name:  "llm-gateway",
-		Usage: "new-key [--name <key name>] | hash-key <key> | prices [--all] [--json] [--file <prices.json> | --builtin | --address <admin>] [model]",
+		Usage: "new-key [--name <key name>] | hash-key <key> | prices [--all] [--json] [--file <prices.json> | --builtin | --address <admin>] [model] | keys create|list|show|update|rotate|revoke|audit …",
 		Short: "Manage llm_gateway virtual keys and show prices",
 		Long: `Manage llm_gateway virtual keys and show the price table.
 
@@ -27,7 +27,10 @@ row that prices one model: from the running server's admin API (the
 built-in table merged with its prices_file and price lines), or offline
 from the built-in table merged with --file, which also validates that
 file before a reload. --all adds superseded and future rows; --json prints
-the prices-file format.`,
+the prices-file format.
+
+keys creates, lists, updates, rotates and revokes live keys through the
+running server's admin API (see "caddy llm-gateway keys --help").`,
 		CobraFunc: func(cmd *cobra.Command) {
 			newKey := &cobra.Command{
 				Use:   "new-key",
@@ -57,7 +60,7 @@ the prices-file format.`,
 					return nil
 				},
 			}
-			cmd.AddCommand(newKey, hashKey, pricesCommand())
+			cmd.AddCommand(newKey, hashKey, pricesCommand(), keysCommand())
 		},
 	})
 }
