@@ -391,3 +391,40 @@ func BenchmarkCacheDistinctLoad(b *testing.B) {
 		})
 	}
 }
+
+func TestCacheModelAliasesShare(t *testing.T) {
+	up := &countingUpstream{ct: "application/json", body: jsonReply("end_turn")}
+	g, _ := cacheGateway(t, up, cache.ScopeKey)
+	serveCached(t, g, "sk-alice", `{"model":"claude-haiku-4-5","max_tokens":5,"messages":[]}`)
+	w, _ := serveCached(t, g, "sk-alice", `{"model":"claude-haiku-4-5-20251001","max_tokens":5,"messages":[]}`)
+	if w.Header().Get(cacheHeader) != cacheHit || up.calls.Load() != 1 {
+		t.Errorf("a dated id of the same model missed: %q, %d calls", w.Header().Get(cacheHeader), up.calls.Load())
+	}
+	w, _ = serveCached(t, g, "sk-alice", `{"model":"claude-sonnet-4-5","max_tokens":5,"messages":[]}`)
+	if w.Header().Get(cacheHeader) != cacheMiss {
+		t.Errorf("another model hit: %q", w.Header().Get(cacheHeader))
+	}
+}
+
+// TestCacheCutStreamNotKept: a stream the upstream cut before its end is
+// relayed as it came and never replayed.
+func TestCacheCutStreamNotKept(t *testing.T) {
+	full := claudeStream(30)
+	cut := full[:bytes.Index(full, []byte("event: message_delta"))]
+	up := &countingUpstream{ct: "text/event-stream", body: func(int64) []byte { return cut }}
+	g, _ := cacheGateway(t, up, cache.ScopeKey)
+	body := `{"model":"claude-haiku-4-5","max_tokens":200,"stream":true,"messages":[]}`
+	for range 2 {
+		func() {
+			defer func() {
+				if v := recover(); v != nil && v != http.ErrAbortHandler {
+					panic(v)
+				}
+			}()
+			serveCached(t, g, "sk-alice", body)
+		}()
+	}
+	if up.calls.Load() != 2 {
+		t.Errorf("a cut stream was replayed (%d provider calls, want 2)", up.calls.Load())
+	}
+}
