@@ -62,10 +62,10 @@ func newPgWhere(lo, hi int64) *pgWhere {
 // dimExpr is the SQL of a column or label dimension's value ("" for a
 // calendar bucket); label names become arguments of w.
 func (w *pgWhere) dimExpr(d Dim) string {
+	if d == DimStatus {
+		return "status::text" // an integer column, named in decimal
+	}
 	if col := d.column(); col != "" {
-		if col == "status" || col == "attempts" { // integer columns, compared as text
-			return col + "::text"
-		}
 		return col
 	}
 	if name := d.Label(); name != "" {

@@ -145,6 +145,8 @@ func TestPostgresStore(t *testing.T) {
 			{Dims: nil, Filters: []Filter{{DimKey, "edge-%"}}},
 			{Dims: []Dim{DimKey, DimProvider}, From: recs[10].Time, To: recs[900].Time, Limit: 3, Cursor: makeCursor(3)},
 			{Dims: []Dim{"label.nope"}},
+			{Dims: []Dim{DimStatus, DimRejection}, Filters: []Filter{{DimStatus, "4?9"}}},
+			{Dims: []Dim{DimRejection}, Filters: []Filter{{DimRejection, "?*"}, {DimStatus, "200"}}},
 		}
 		for i, q := range reports {
 			want, err := mem.Report(ctx, q)
