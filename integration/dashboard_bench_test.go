@@ -86,8 +86,17 @@ func TestDashboardBenchmark(t *testing.T) {
 	if n, err := strconv.Atoi(env); err == nil && n > 1 {
 		rows = n
 	}
-	db := filepath.Join(t.TempDir(), "ledger.db")
-	fillBenchLedger(t, db, rows)
+	// LLMGW_DASHBOARD_BENCH_DB keeps the filled ledger for the next run
+	// (filling a million rows takes minutes); a file there is reused as is.
+	db := os.Getenv("LLMGW_DASHBOARD_BENCH_DB")
+	if db == "" {
+		db = filepath.Join(t.TempDir(), "ledger.db")
+	}
+	if _, err := os.Stat(db); err != nil {
+		fillBenchLedger(t, db, rows)
+	} else {
+		t.Logf("reusing the ledger %s", db)
+	}
 	m := newMockAnthropic(t)
 	g := startGateway(t, gatewayOptions{Block: dashboardBlock(m, "store sqlite "+db), SiteExtra: dashboardSite(t)})
 	b := newChromium(t)
@@ -96,7 +105,12 @@ func TestDashboardBenchmark(t *testing.T) {
 	now := time.Now().UTC()
 	month := time.Date(now.Year(), now.Month(), 1, 0, 0, 0, 0, time.UTC)
 	monthQ := "&from=" + month.Format(time.DateOnly) + "&to=" + month.AddDate(0, 1, 0).Format(time.DateOnly)
-	for _, q := range []string{"group_by=day" + monthQ, "group_by=team,model,provider" + monthQ, "group_by=key&limit=10" + monthQ, "group_by=day,model" + monthQ} {
+	from := governance.PeriodWeek.Start(now, time.UTC)
+	if month.Before(from) {
+		from = month
+	}
+	weekQ := "&from=" + from.Format(time.DateOnly) + "&to=" + month.AddDate(0, 1, 0).Format(time.DateOnly)
+	for _, q := range []string{"group_by=day,team,model,provider" + weekQ, "group_by=key&limit=10" + monthQ} {
 		req, _ := http.NewRequest("GET", g.URL+"/spend/api/usage?"+q, nil)
 		req.Header.Set("Authorization", dashboardAuth())
 		began := time.Now()

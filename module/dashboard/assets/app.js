@@ -593,13 +593,21 @@
 
 	// ---------- views ----------
 	async function viewOverview(r, range) {
-		const before = [ctx.week_start, ctx.month_start].sort()[0];
-		const [cal, split, keys, chart] = await Promise.all([
-			api('usage', { group_by: 'day', from: before, to: ctx.tomorrow }),
-			usage('team,model,provider', range),
+		// One report grouped by bucket, team, model and provider answers the
+		// cards, the splits and the charts (summed here, exactly); with day
+		// buckets it is widened to cover this week and this month, so the
+		// ledger is read twice in all (with the top keys), not five times.
+		const calFrom = [ctx.week_start, ctx.month_start].sort()[0];
+		const widen = range.bucket === 'day' && range.from !== '';
+		const q = widen ? { from: [range.from, calFrom].sort()[0], to: [range.to, ctx.tomorrow].sort()[1] } : range;
+		const [rep, keys, calRep] = await Promise.all([
+			usage(range.bucket + ',team,model,provider', q),
 			usage('key', range, { limit: 10 }),
-			usage(range.bucket + ',model', range),
+			widen ? null : api('usage', { group_by: 'day', from: calFrom, to: ctx.tomorrow }),
 		]);
+		const inRange = widen ? rep.rows.filter((x) => x.day >= range.from && x.day < range.to) : rep.rows;
+		const split = { rows: inRange, total: widen ? sumRows(inRange) : rep.total };
+		const cal = calRep || rep;
 		const sinceDay = (d) => sumRows(cal.rows.filter((x) => x.day >= d));
 		const today = sinceDay(ctx.today), week = sinceDay(ctx.week_start), month = sinceDay(ctx.month_start);
 		const elapsed = Math.max(1, Math.round(ctx.month_elapsed_seconds));
@@ -618,6 +626,7 @@
 			{ key: dim, label, kind: 'text', link },
 			COL.requests, COL.tokens, COL.cost, shareCol(total)], groupRows(split.rows, dim), { title: 'Spend by ' + dim, total: split.total });
 
+		const chart = split;
 		const labels = buckets(range, range.bucket, chart.rows.map((x) => x[range.bucket]));
 		const byBucket = new Map(groupRows(chart.rows, range.bucket).map((x) => [x[range.bucket], x]));
 		const col = (f) => labels.map((l) => Number((byBucket.get(l) || {})[f] || 0));
@@ -925,9 +934,33 @@
 	}
 
 	// ---------- cache efficiency ----------
+	// insightFields are the prompt-cache insight fields merged into usage
+	// rows (GET /llm_gateway/cache_insight): what cache writes cost, and the
+	// 1-hour writes no later request read within the hour.
+	const INSIGHT_FIELDS = ['cache_write_cost_nano_usd', 'cache_write_1h_unread_tokens', 'cache_write_1h_unread_cost_nano_usd'];
+
+	function mergeInsight(rows, total, insight, dim) {
+		if (!insight) return;
+		const by = new Map((insight.rows || []).map((x) => [x[dim], x]));
+		for (const r of rows) {
+			const x = by.get(r[dim]);
+			for (const f of INSIGHT_FIELDS) r[f] = x ? x[f] || 0 : 0;
+		}
+		for (const f of INSIGHT_FIELDS) total[f] = (insight.total || {})[f] || 0;
+	}
+
 	async function viewCache(r, range) {
-		const [byKey, byTeam] = await Promise.all([usage('key', range), usage('team', range)]);
+		const insight = has('cache_insight');
+		const [byKey, byTeam, inKey, inTeam] = await Promise.all([usage('key', range), usage('team', range),
+			insight ? api('cache_insight', { group_by: 'key', from: range.from, to: range.to }) : null,
+			insight ? api('cache_insight', { group_by: 'team', from: range.from, to: range.to }) : null]);
+		mergeInsight(byKey.rows, byKey.total, inKey, 'key');
+		mergeInsight(byTeam.rows, byTeam.total, inTeam, 'team');
 		const t = byKey.total;
+		const insightCols = insight ? [
+			{ key: 'cache_write_cost_nano_usd', csvKey: 'cache_write_cost_nano_usd', label: 'Cache write cost', kind: 'usd' },
+			{ key: 'cache_write_1h_unread_tokens', label: '1h writes never read', kind: 'int' },
+			{ key: 'cache_write_1h_unread_cost_nano_usd', csvKey: 'cache_write_1h_unread_cost_nano_usd', label: 'Cost of unread 1h writes', kind: 'usd' }] : [];
 		const cols = (dim, label, link) => [
 			{ key: dim, label, kind: 'text', link },
 			COL.requests,
@@ -935,10 +968,12 @@
 			COL.cacheRead, COL.input,
 			{ key: 'cache_write_5m_tokens', label: 'Cache write 5m', kind: 'int' },
 			{ key: 'cache_write_1h_tokens', label: 'Cache write 1h', kind: 'int' },
-			...extraMoneyCols(byKey.rows.concat(byTeam.rows)),
+			...insightCols,
+			...extraMoneyCols(byKey.rows.concat(byTeam.rows)).filter((c) => !INSIGHT_FIELDS.includes(c.key)),
 			COL.cost];
 		const low = (x) => (readShare(x) !== null && readShare(x) < 0.5 && Number(x.requests) >= 5 ? 'low' : null);
 		const sortShare = (rows) => [...rows].sort((a, b) => (readShare(a) ?? 2) - (readShare(b) ?? 2));
+		const money = (key, label, sub) => card(label, usd(t[key]), sub, { 'data-metric': key, 'data-nano': nano(t[key]).toString() });
 		return [
 			h('h2', { text: 'Cache efficiency' }),
 			h('div', { class: 'cards' },
@@ -946,7 +981,9 @@
 					'of prompt tokens read from the prompt cache', { 'data-metric': 'read-share' }),
 				card('Cache reads', compact(t.cache_read_tokens), 'tokens'),
 				card('Cache writes', compact(cacheWrites(t)), 'tokens (5m + 1h)'),
-				...extraMoneyCols([t]).map((c) => card(c.label, usd(t[c.key]), 'in the selected range', { 'data-metric': c.key, 'data-nano': nano(t[c.key]).toString() }))),
+				insight ? money('cache_write_cost_nano_usd', 'Cache write spend', 'what prompt-cache writes cost') : null,
+				insight ? money('cache_write_1h_unread_cost_nano_usd', 'Unread 1h writes', 'paid for, never read within the hour') : null,
+				...extraMoneyCols([t]).filter((c) => !INSIGHT_FIELDS.includes(c.key)).map((c) => money(c.key, c.label, 'in the selected range'))),
 			table('cache-by-key', cols('key', 'Key', (x) => (x.key ? href('keys', x.key) : null)), sortShare(byKey.rows),
 				{ title: 'By key (lowest read share first)', rowClass: low, total: t,
 					note: 'Claude Code\'s cost is mostly cache reads; a key with a low read share pays full input price for prompts it could have read from the cache.' }),
