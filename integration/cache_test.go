@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"net/http"
+	"os/exec"
 	"strings"
 	"testing"
 
@@ -101,6 +102,20 @@ func TestResponseCacheAnthropicSDK(t *testing.T) {
 	}
 	if got := metricDelta(before, after, "llm_gateway_cache_requests_total", map[string]string{"result": "hit"}); got != 3 {
 		t.Errorf("hits metric %v, want 3", got)
+	}
+	if metricValue(after, "llm_gateway_cache_bytes", nil) <= 0 {
+		t.Error("llm_gateway_cache_bytes is 0 with entries held")
+	}
+	// Prometheus's linter accepts the cache's series.
+	if promtool, err := exec.LookPath("promtool"); err == nil {
+		cmd := exec.Command(promtool, "check", "metrics")
+		cmd.Stdin = strings.NewReader(g.metricsText())
+		out, _ := cmd.CombinedOutput()
+		for _, line := range strings.Split(string(out), "\n") {
+			if strings.HasPrefix(line, "llm_gateway_cache") {
+				t.Errorf("promtool: %s", line)
+			}
+		}
 	}
 	var doc struct {
 		Rows []struct {
