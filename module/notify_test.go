@@ -94,6 +94,27 @@ func TestNotifyCaddyfile(t *testing.T) {
 	}
 }
 
+// TestNotifyJSON: the JSON form documented in operations.md loads.
+func TestNotifyJSON(t *testing.T) {
+	var g Gateway
+	doc := `{"notify": [
+  {"webhook": "{env.SLACK_WEBHOOK}"},
+  {"webhook": "https://ops.example.com/hooks/llm", "events": ["budget_exhausted", "session_cost", "rate_limited"],
+   "session_cost": "25", "timeout": "5s", "retries": 5, "backoff": "1s"}
+]}`
+	if err := json.Unmarshal([]byte(doc), &g); err != nil {
+		t.Fatal(err)
+	}
+	c := g.Notify[1]
+	if len(g.Notify) != 2 || c.SessionCost != "25" || time.Duration(c.Timeout) != 5*time.Second || *c.Retries != 5 ||
+		time.Duration(c.Backoff) != time.Second || len(c.Events) != 3 {
+		t.Errorf("%+v", c)
+	}
+	if _, _, err := c.parseEvents(); err != nil {
+		t.Error(err)
+	}
+}
+
 func TestNotifyEventsDefaults(t *testing.T) {
 	for _, c := range []struct {
 		cfg  NotifyConfig
