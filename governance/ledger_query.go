@@ -312,6 +312,23 @@ func (b *sessionBuilder) add(lr *ledgerRecord) {
 	lr.addTo(&g.row.Totals)
 }
 
+// addAgg adds pre-aggregated rows of a session (one team, customer and
+// model of it, its oldest and newest row's times) to the session.
+func (b *sessionBuilder) addAgg(session, key, team, customer, model string, first, last int64, t *Totals) {
+	g := b.groups[[2]string{session, key}]
+	if g == nil {
+		g = &sessionAcc{row: SessionRow{Session: session, Key: key}, first: first, last: last - 1, models: map[string]bool{}}
+		b.groups[[2]string{session, key}] = g
+	}
+	if last >= g.last {
+		g.last = last
+		g.row.Team, g.row.Customer = team, customer
+	}
+	g.first = min(g.first, first)
+	g.models[model] = true
+	g.row.Totals.Add(*t)
+}
+
 // sortSessions sorts session rows in the order o, ties by session and key.
 func sortSessions(rows []SessionRow, o OrderBy) {
 	key := func(r *SessionRow) int64 {

@@ -15,16 +15,58 @@ func ledgerStores(t *testing.T, recs []Record) []struct {
 	s    Store
 } {
 	mem := NewMemoryStore()
-	sq := openSQLite(t, filepath.Join(t.TempDir(), "ledger.db"), SQLiteOptions{})
-	for i := range recs {
-		mem.Record(&recs[i])
-		sq.Record(&recs[i])
-	}
-	flush(t, sq)
-	return []struct {
+	out := []struct {
 		name string
 		s    Store
-	}{{"memory", mem}, {"sqlite", sq}}
+	}{{"memory", mem}}
+	for i := range recs {
+		mem.Record(&recs[i])
+	}
+	for _, v := range sqliteVariants(t, recs) {
+		out = append(out, struct {
+			name string
+			s    Store
+		}{v.name, v.s})
+	}
+	return out
+}
+
+type sqliteVariant struct {
+	name string
+	s    *SQLiteStore
+}
+
+// sqliteVariants are three SQLite stores holding recs: nothing rolled up
+// (rows only), everything rolled up, and rolled up to the middle record's
+// time, the rest written after (some rows late, upserted into the rollup).
+func sqliteVariants(t *testing.T, recs []Record) []sqliteVariant {
+	ctx := context.Background()
+	var vs []sqliteVariant
+	for _, name := range []string{"sqlite", "sqlite-rolled", "sqlite-half-rolled"} {
+		s := openSQLite(t, filepath.Join(t.TempDir(), name+".db"), SQLiteOptions{MaintainEvery: time.Hour})
+		half := len(recs) / 2
+		for i := range recs {
+			if name == "sqlite-half-rolled" && i == half {
+				flush(t, s)
+				if err := s.Maintain(ctx, recs[half].Time); err != nil {
+					t.Fatal(err)
+				}
+			}
+			s.Record(&recs[i])
+		}
+		flush(t, s)
+		if name == "sqlite-rolled" {
+			if err := s.Maintain(ctx, time.Date(3000, 1, 1, 0, 0, 0, 0, time.UTC)); err != nil {
+				t.Fatal(err)
+			}
+			var n int
+			if err := s.db.QueryRow("SELECT COUNT(*) FROM rollup").Scan(&n); err != nil || n == 0 {
+				t.Fatalf("rollup rows %d, %v", n, err)
+			}
+		}
+		vs = append(vs, sqliteVariant{name, s})
+	}
+	return vs
 }
 
 func TestRequests(t *testing.T) {
@@ -113,9 +155,10 @@ func TestRequestsPagesMatch(t *testing.T) {
 	}
 	stores := ledgerStores(t, recs)
 	for _, o := range []OrderBy{OrderByTime, OrderByCost, OrderByTokens} {
-		for _, filters := range [][]Filter{nil, {{DimKey, "alice"}}, {{DimModel, "claude-*"}, {"label.env", "prod"}}} {
-			var pages [2][]Record
-			var totals [2]Totals
+		for _, filters := range [][]Filter{nil, {{DimKey, "alice"}}, {{DimModel, "claude-*"}, {"label.env", "prod"}},
+			{{DimSession, "sess-1?"}, {DimHour, "*T0?:00:00Z"}}, {{DimStatus, "4*"}, {DimRejection, ""}}} {
+			pages := make([][]Record, len(stores))
+			totals := make([]Totals, len(stores))
 			for si, st := range stores {
 				q := RequestsQuery{OrderBy: o, Limit: 37, Filters: filters}
 				for n := 0; ; n++ {
@@ -144,16 +187,20 @@ func TestRequestsPagesMatch(t *testing.T) {
 					count++
 				}
 			}
-			if totals[0] != want || totals[1] != want {
-				t.Errorf("%s %v: totals %+v / %+v, want %+v", o, filters, totals[0], totals[1], want)
-			}
-			if len(pages[0]) != count || len(pages[1]) != count {
-				t.Fatalf("%s %v: %d / %d rows, want %d", o, filters, len(pages[0]), len(pages[1]), count)
+			for si, st := range stores {
+				if totals[si] != want {
+					t.Errorf("%s %s %v: total %+v, want %+v", st.name, o, filters, totals[si], want)
+				}
+				if len(pages[si]) != count {
+					t.Fatalf("%s %s %v: %d rows, want %d", st.name, o, filters, len(pages[si]), count)
+				}
+				for i := range pages[0] {
+					if !sameRecord(pages[0][i], pages[si][i]) {
+						t.Fatalf("%s %s %v row %d:\n%+v\n%+v", st.name, o, filters, i, pages[0][i], pages[si][i])
+					}
+				}
 			}
 			for i := range pages[0] {
-				if !sameRecord(pages[0][i], pages[1][i]) {
-					t.Fatalf("%s %v row %d:\n%+v\n%+v", o, filters, i, pages[0][i], pages[1][i])
-				}
 				if i > 0 && orderValue(o, &pages[0][i]) > orderValue(o, &pages[0][i-1]) {
 					t.Fatalf("%s: row %d out of order", o, i)
 				}
@@ -264,5 +311,59 @@ func TestGlobRunes(t *testing.T) {
 		if got := globRunes(tt.p, tt.s); got != tt.want {
 			t.Errorf("globRunes(%q, %q) = %v", tt.p, tt.s, got)
 		}
+	}
+}
+
+// TestSQLiteRetention prunes rows older than the retention once they are
+// rolled up: reports over the pruned days still answer from the rollup,
+// the request log holds the kept rows only.
+func TestSQLiteRetention(t *testing.T) {
+	ctx := context.Background()
+	base := time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)
+	now := base.AddDate(0, 0, 10)
+	recs := randomRecords(3, 2000, base, 10*24*time.Hour)
+	s := openSQLite(t, filepath.Join(t.TempDir(), "r.db"), SQLiteOptions{MaintainEvery: time.Hour, Retention: 72 * time.Hour})
+	s.opts.now = func() time.Time { return now }
+	mem := NewMemoryStore()
+	for i := range recs {
+		s.Record(&recs[i])
+		mem.Record(&recs[i])
+	}
+	flush(t, s)
+	if err := s.Maintain(ctx, now); err != nil {
+		t.Fatal(err)
+	}
+	kept, err := s.Records(ctx, time.Time{}, time.Time{}, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cut := now.Add(-72 * time.Hour)
+	want := 0
+	for _, r := range recs {
+		if !r.Time.Before(cut) {
+			want++
+		}
+	}
+	if len(kept) != want || s.pruned.Load() != int64(len(recs)-want) || !kept[0].Time.After(cut.Add(-time.Nanosecond)) {
+		t.Fatalf("kept %d rows (pruned %d), want %d from %v", len(kept), s.pruned.Load(), want, cut)
+	}
+	for _, q := range []ReportQuery{
+		{Dims: []Dim{DimTeam, DimDay}},
+		{Dims: []Dim{DimSession}, From: base, To: base.AddDate(0, 0, 2)},
+	} {
+		a, _ := mem.Report(ctx, q)
+		b, err := s.Report(ctx, q)
+		if err != nil || !reflect.DeepEqual(a, b) {
+			t.Errorf("%v after pruning: %v\n%+v\n%+v", q.Dims, err, a, b)
+		}
+	}
+	p, err := s.Requests(ctx, RequestsQuery{Limit: MaxPageLimit})
+	if err != nil || len(p.Rows) != want {
+		t.Errorf("request log %d rows, %v; want %d", len(p.Rows), err, want)
+	}
+	// A label report reads rows: it answers for the kept rows only.
+	lr, err := s.Report(ctx, ReportQuery{Dims: []Dim{"label.env"}})
+	if err != nil || lr.Total.Requests != int64(want) {
+		t.Errorf("label report counts %d, %v; want %d", lr.Total.Requests, err, want)
 	}
 }

@@ -1,7 +1,6 @@
 package governance
 
 import (
-	"context"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -295,6 +294,18 @@ func (b *reportBuilder) add(lr *ledgerRecord) {
 	lr.addTo(&row.Totals)
 }
 
+// addGroup adds pre-aggregated totals to the group of vals (one value per
+// query dimension).
+func (b *reportBuilder) addGroup(vals []string, t *Totals) {
+	k := strings.Join(vals, "\x00")
+	row := b.groups[k]
+	if row == nil {
+		row = &ReportRow{Values: vals}
+		b.groups[k] = row
+	}
+	row.Totals.Add(*t)
+}
+
 func (b *reportBuilder) report() (Report, error) {
 	offset, err := parseCursor(b.q.Cursor)
 	if err != nil {
@@ -368,58 +379,4 @@ func (q *ReportQuery) needsLabels() bool {
 		}
 	}
 	return false
-}
-
-// Report implements Store. It reads the raw ledger rows in [From, To) with
-// the exact filters on ledger columns pushed into SQL, and groups, filters
-// by glob, label and calendar bucket, and sorts in Go, exactly as
-// MemoryStore does. This is correct for any time zone but reads every
-// matching row; answering a month of a 5-million-row ledger within the
-// performance target needs rollups or covering indexes, the next step.
-func (s *SQLiteStore) Report(ctx context.Context, q ReportQuery) (Report, error) {
-	b := newReportBuilder(q)
-	lo, hi, ok := ledgerRange(q.From, q.To)
-	if !ok {
-		return b.report()
-	}
-	labels := "'{}'"
-	if q.needsLabels() {
-		labels = "labels"
-	}
-	where := []string{"time_ns BETWEEN ? AND ?"}
-	args := []any{lo, hi}
-	for _, f := range q.Filters {
-		if col := f.Dim.column(); col != "" && !f.glob() {
-			where = append(where, col+" = ?")
-			args = append(args, f.Pattern)
-		}
-	}
-	rs, err := s.db.QueryContext(ctx, `SELECT time_ns, key, team, customer, provider, model,
-		surface, session_id, rejection, status, `+labels+`, input_tokens, output_tokens, cache_read_tokens,
-		cache_write_5m_tokens, cache_write_1h_tokens, web_search_requests, cost_nano_usd,
-		cache_hit, saved_nano_usd
-		FROM ledger WHERE `+strings.Join(where, " AND "), args...)
-	if err != nil {
-		return Report{}, fmt.Errorf("sqlite store: report: %w", err)
-	}
-	defer rs.Close()
-	for rs.Next() {
-		var lr ledgerRecord
-		var lj string
-		u := &lr.usage
-		c := &lr.cols
-		if err := rs.Scan(&lr.ns, &c[0], &c[1], &c[2], &c[3], &c[4], &c[5], &c[6], &c[7], &c[8], &lj,
-			&u.InputTokens, &u.OutputTokens, &u.CacheReadTokens, &u.CacheWrite5mTokens,
-			&u.CacheWrite1hTokens, &u.WebSearchRequests, &lr.cost, &lr.cacheHit, &lr.saved); err != nil {
-			return Report{}, fmt.Errorf("sqlite store: report: %w", err)
-		}
-		if lr.labels, err = parseLabels(lj); err != nil {
-			return Report{}, fmt.Errorf("sqlite store: report: %w", err)
-		}
-		b.add(&lr)
-	}
-	if err := rs.Err(); err != nil {
-		return Report{}, fmt.Errorf("sqlite store: report: %w", err)
-	}
-	return b.report()
 }

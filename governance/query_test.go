@@ -2,7 +2,6 @@ package governance
 
 import (
 	"context"
-	"path/filepath"
 	"reflect"
 	"testing"
 	"time"
@@ -98,17 +97,7 @@ func TestReport(t *testing.T) {
 			[]wantRow{{[]string{}, 6, 11*Dollar + 9}}, 11*Dollar + 9, false},
 		{"nothing matches", ReportQuery{Dims: []Dim{DimKey}, Filters: []Filter{{DimSurface, "chat"}}}, nil, 0, false},
 	}
-	mem := NewMemoryStore()
-	sq := openSQLite(t, filepath.Join(t.TempDir(), "ledger.db"), SQLiteOptions{})
-	for _, r := range reportFixture(t) {
-		mem.Record(&r)
-		sq.Record(&r)
-	}
-	flush(t, sq)
-	for _, st := range []struct {
-		name string
-		s    Store
-	}{{"memory", mem}, {"sqlite", sq}} {
+	for _, st := range ledgerStores(t, reportFixture(t)) {
 		for _, tt := range tests {
 			t.Run(st.name+"/"+tt.name, func(t *testing.T) {
 				q := tt.q
@@ -144,27 +133,39 @@ func TestReportTotalIsSumOfRows(t *testing.T) {
 	from := time.Date(2026, 3, 1, 0, 0, 0, 0, loc)
 	recs := randomRecords(7, 3000, from, 40*24*time.Hour)
 	mem := NewMemoryStore()
-	sq := openSQLite(t, filepath.Join(t.TempDir(), "ledger.db"), SQLiteOptions{})
 	for i := range recs {
 		mem.Record(&recs[i])
-		sq.Record(&recs[i])
 	}
-	flush(t, sq)
+	variants := sqliteVariants(t, recs)
+	kolkata := mustLoad(t, "Asia/Kolkata")
+	odd := time.FixedZone("odd", 7*60) // not a multiple of 15 minutes: rows only
 	for _, q := range []ReportQuery{
 		{Dims: []Dim{DimTeam, DimModel, DimDay}, Location: loc},
 		{Dims: []Dim{DimKey, DimHour}, Location: loc, OrderBy: OrderByRequests, From: from.AddDate(0, 0, 5), To: from.AddDate(0, 0, 10)},
 		{Dims: []Dim{DimWeek, DimSession}, Location: loc, OrderBy: OrderByTokens},
+		{Dims: []Dim{DimMonth, DimProvider}, Location: kolkata, From: from.Add(7*time.Minute + 3), To: from.Add(20*24*time.Hour + 11*time.Second)},
+		{Dims: []Dim{DimDay, DimHour}, Location: kolkata, Filters: []Filter{{DimModel, "claude-*"}, {DimKey, "?o*"}}},
+		{Dims: []Dim{DimRejection, DimSurface}, Location: odd, Filters: []Filter{{DimDay, "2026-03-1?"}}},
+		{Dims: []Dim{DimCustomer}, Location: loc, Filters: []Filter{{DimWeek, "2026-03-09"}, {DimHour, "*T1?:00:00-04:00"}}},
+		{Dims: []Dim{"label.project", DimTeam}, Location: loc, Filters: []Filter{{DimStatus, "200"}}},
+		{Location: loc, Filters: []Filter{{DimTeam, "nobody"}}},
+		{Location: loc, From: from.AddDate(0, 0, 3), To: from.AddDate(0, 0, 3).Add(time.Minute)},
 	} {
 		a, err := mem.Report(context.Background(), q)
 		if err != nil {
 			t.Fatal(err)
 		}
-		b, err := sq.Report(context.Background(), q)
-		if err != nil {
-			t.Fatal(err)
+		for _, v := range variants {
+			b, err := v.s.Report(context.Background(), q)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(a, b) {
+				t.Errorf("%s %v %v: memory and sqlite differ:\n%+v\n%+v", v.name, q.Dims, q.Filters, a, b)
+			}
 		}
-		if !reflect.DeepEqual(a, b) {
-			t.Errorf("%v: memory and sqlite differ", q.Dims)
+		if len(q.Dims) == 0 {
+			continue
 		}
 		var sum Totals
 		for _, r := range a.Rows {
@@ -177,6 +178,29 @@ func TestReportTotalIsSumOfRows(t *testing.T) {
 		}
 		if len(a.Rows) < 2 {
 			t.Errorf("%v: %d rows, want several", q.Dims, len(a.Rows))
+		}
+	}
+	for _, q := range []SessionsQuery{
+		{Location: loc},
+		{Location: kolkata, From: from.Add(time.Hour + time.Second), To: from.AddDate(0, 0, 9), MinCost: 10 * Dollar, OrderBy: OrderByTime},
+		{Location: loc, Filters: []Filter{{DimTeam, "ml"}, {DimDay, "2026-03-0*"}}, OrderBy: OrderByTokens, Limit: 7},
+		{Location: loc, Filters: []Filter{{"label.env", "prod"}}, OrderBy: OrderByRequests},
+	} {
+		a, err := mem.Sessions(context.Background(), q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(a.Rows) < 2 {
+			t.Errorf("sessions %+v: %d rows, want several", q, len(a.Rows))
+		}
+		for _, v := range variants {
+			b, err := v.s.Sessions(context.Background(), q)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(a, b) {
+				t.Errorf("%s sessions %+v: memory and sqlite differ:\n%+v\n%+v", v.name, q, a, b)
+			}
 		}
 	}
 }

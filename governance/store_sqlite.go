@@ -39,7 +39,7 @@ const (
 	sqliteMinBackoff         = 50 * time.Millisecond
 	sqliteMaxBackoff         = 5 * time.Second
 	sqliteMaxConns           = 4
-	sqliteSchemaVersion      = 5
+	sqliteSchemaVersion      = 6
 	bucketSeconds            = int64(SpendBucket / time.Second)
 	bucketNanos              = int64(SpendBucket)
 )
@@ -62,6 +62,16 @@ type SQLiteOptions struct {
 	// concurrently, and must not call back into the store's Flush or Close.
 	OnError func(error)
 
+	// Retention, when positive, is how long ledger rows are kept: the
+	// writer prunes older rows (a step at a time, between batches) while
+	// the rollup keeps their totals. SetRetention changes it later.
+	Retention time.Duration
+	// MaintainEvery is how often the writer rolls closed buckets up and
+	// prunes (default 1 minute).
+	MaintainEvery time.Duration
+
+	// now, a test hook, replaces time.Now for roll-up and retention.
+	now func() time.Time
 	// beforeCommit, a test hook, runs inside every write transaction with the
 	// batch size just before COMMIT; an error fails the attempt.
 	beforeCommit func(n int) error
@@ -104,6 +114,9 @@ type SQLiteStore struct {
 	// insertChunk writes sqliteLedgerChunk ledger rows at once.
 	insertChunk  *sql.Stmt
 	upsertTotals *sql.Stmt
+	upsertRollup *sql.Stmt
+	// upsertRollupChunk upserts rollupChunk rollup rows at once.
+	upsertRollupChunk *sql.Stmt
 
 	// mu orders Record and Flush (read side) against Close (write side), so
 	// nothing is queued after the writer's stop marker.
@@ -117,14 +130,24 @@ type SQLiteStore struct {
 	pool sync.Pool // *Record copies travelling through the queue
 
 	// writer-owned state
-	agg       map[totalsKey]*Totals
-	args      []any
-	chunkArgs []any
+	agg             map[totalsKey]*Totals
+	rollup          map[rollupKey]*rollupAcc
+	rollupKeys      []rollupKey
+	rollupChunkArgs []any
+	args            []any
+	chunkArgs       []any
 	// writeErr is the first write the writer gave up on and lost the
 	// number of records it gave up on; written by the writer before done is
 	// closed, read after.
 	writeErr error
 	lost     int64
+
+	// retention is SetRetention's duration in nanoseconds (0: keep all).
+	retention atomic.Int64
+	// writer-owned maintenance state: work the ticker asked for.
+	rollPending, prunePending bool
+	rollTarget, pruneBefore   int64
+	pruned                    atomic.Int64
 
 	committed   atomic.Int64
 	batches     atomic.Int64
@@ -140,9 +163,19 @@ var _ Store = (*SQLiteStore)(nil)
 // sqliteOp is one queue entry: a record, a flush marker (ack) or the stop
 // marker Close sends last.
 type sqliteOp struct {
-	rec  *Record
-	ack  chan error
-	stop bool
+	rec   *Record
+	ack   chan error
+	maint *sqliteMaint
+	stop  bool
+}
+
+// sqliteMaint asks the writer to roll up and prune: from the ticker, a
+// step at a time between batches; with done set (tests, the benchmark),
+// all of it at once up to rollTo (a bucket index), then done is sent the
+// outcome.
+type sqliteMaint struct {
+	rollTo int64
+	done   chan error
 }
 
 type totalsKey struct {
@@ -307,6 +340,12 @@ func OpenSQLiteStore(path string, opts SQLiteOptions) (*SQLiteStore, error) {
 	if opts.sleep == nil {
 		opts.sleep = sleepUnlessStopped
 	}
+	if opts.MaintainEvery <= 0 {
+		opts.MaintainEvery = defaultMaintainEvery
+	}
+	if opts.now == nil {
+		opts.now = time.Now
+	}
 	if dir := filepath.Dir(path); dir != "" {
 		if err := os.MkdirAll(dir, 0o700); err != nil {
 			return nil, fmt.Errorf("sqlite store: %w", err)
@@ -322,22 +361,26 @@ func OpenSQLiteStore(path string, opts SQLiteOptions) (*SQLiteStore, error) {
 	db.SetMaxOpenConns(sqliteMaxConns)
 	db.SetMaxIdleConns(sqliteMaxConns)
 	s := &SQLiteStore{
-		db:        db,
-		c:         newCounters(),
-		opts:      opts,
-		queue:     make(chan sqliteOp, opts.QueueSize),
-		closing:   make(chan struct{}),
-		done:      make(chan struct{}),
-		agg:       make(map[totalsKey]*Totals),
-		args:      make([]any, sqliteLedgerArgs),
-		chunkArgs: make([]any, sqliteLedgerArgs*sqliteLedgerChunk),
+		db:              db,
+		c:               newCounters(),
+		opts:            opts,
+		queue:           make(chan sqliteOp, opts.QueueSize),
+		closing:         make(chan struct{}),
+		done:            make(chan struct{}),
+		agg:             make(map[totalsKey]*Totals),
+		rollup:          make(map[rollupKey]*rollupAcc),
+		rollupChunkArgs: make([]any, rollupArgsN*rollupChunk),
+		args:            make([]any, sqliteLedgerArgs),
+		chunkArgs:       make([]any, sqliteLedgerArgs*sqliteLedgerChunk),
 	}
 	s.pool.New = func() any { return new(Record) }
 	if err := s.init(); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("sqlite store %s: %w", path, err)
 	}
+	s.retention.Store(int64(max(opts.Retention, 0)))
 	go s.run()
+	go s.tick()
 	return s, nil
 }
 
@@ -355,6 +398,12 @@ func (s *SQLiteStore) init() error {
 		return err
 	}
 	if s.upsertTotals, err = s.db.PrepareContext(ctx, sqliteUpsertTotals); err != nil {
+		return err
+	}
+	if s.upsertRollup, err = s.db.PrepareContext(ctx, sqliteUpsertRollup); err != nil {
+		return err
+	}
+	if s.upsertRollupChunk, err = s.db.PrepareContext(ctx, sqliteUpsertRollupChunk); err != nil {
 		return err
 	}
 	return s.loadTotals(ctx)
@@ -379,7 +428,7 @@ func (s *SQLiteStore) migrate(ctx context.Context) error {
 		return fmt.Errorf("schema version %d is newer than this build understands (%d)", version, sqliteSchemaVersion)
 	}
 	// Migrate step by step: version 0 is a new database.
-	for v, ddl := range []string{sqliteSchemaV1, sqliteSchemaV2, sqliteSchemaV3, sqliteSchemaV4, sqliteSchemaV5}[version:] {
+	for v, ddl := range []string{sqliteSchemaV1, sqliteSchemaV2, sqliteSchemaV3, sqliteSchemaV4, sqliteSchemaV5, sqliteSchemaV6}[version:] {
 		if _, err := tx.ExecContext(ctx, ddl); err != nil {
 			return fmt.Errorf("migrating the schema to version %d: %w", version+v+1, err)
 		}
@@ -499,7 +548,7 @@ func (s *SQLiteStore) Close() error {
 		if err != nil {
 			err = fmt.Errorf("sqlite store: %d usage records lost: %w", s.lost, err)
 		}
-		s.closeErr = errors.Join(err, s.insertLedger.Close(), s.insertChunk.Close(), s.upsertTotals.Close(), s.db.Close())
+		s.closeErr = errors.Join(err, s.insertLedger.Close(), s.insertChunk.Close(), s.upsertTotals.Close(), s.upsertRollup.Close(), s.upsertRollupChunk.Close(), s.db.Close())
 	})
 	return s.closeErr
 }
@@ -528,19 +577,30 @@ func (s *SQLiteStore) run() {
 	defer close(s.done)
 	batch := make([]*Record, 0, s.opts.MaxBatch)
 	var acks []chan error
+	var maints []*sqliteMaint
 	for stop := false; !stop; {
-		batch, acks = batch[:0], acks[:0]
+		batch, acks, maints = batch[:0], acks[:0], maints[:0]
 		take := func(op sqliteOp) {
 			switch {
 			case op.rec != nil:
 				batch = append(batch, op.rec)
 			case op.ack != nil:
 				acks = append(acks, op.ack)
+			case op.maint != nil:
+				maints = append(maints, op.maint)
 			default:
 				stop = true
 			}
 		}
-		take(<-s.queue)
+		if s.rollPending || s.prunePending {
+			select {
+			case op := <-s.queue:
+				take(op)
+			default:
+			}
+		} else {
+			take(<-s.queue)
+		}
 	drain:
 		for !stop && len(batch) < s.opts.MaxBatch {
 			select {
@@ -564,6 +624,9 @@ func (s *SQLiteStore) run() {
 			*r = Record{}
 			s.pool.Put(r)
 			batch[i] = nil
+		}
+		if !stop {
+			s.maintain(maints)
 		}
 	}
 }
@@ -612,6 +675,11 @@ func (s *SQLiteStore) write(batch []*Record) (err error) {
 		}
 	}()
 	clear(s.agg)
+	clear(s.rollup)
+	wm, err := watermark(ctx, tx)
+	if err != nil {
+		return err
+	}
 	rest := batch
 	if len(batch) >= sqliteLedgerChunk {
 		chunk := tx.StmtContext(ctx, s.insertChunk)
@@ -636,6 +704,14 @@ func (s *SQLiteStore) write(batch []*Record) (err error) {
 	}
 	for _, r := range batch {
 		s.aggregate(r)
+		if bucketIndex(unixNanos(r.Time)) < wm {
+			s.aggregateRollup(r) // a bucket already rolled up
+		}
+	}
+	if len(s.rollup) > 0 {
+		if err := s.writeRollup(ctx, tx); err != nil {
+			return err
+		}
 	}
 	ups := tx.StmtContext(ctx, s.upsertTotals)
 	for k, t := range s.agg {
