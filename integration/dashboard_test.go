@@ -631,6 +631,17 @@ func TestDashboard(t *testing.T) {
 		if _, text := metric(b, "read-share"); text != want {
 			t.Errorf("cache read share %s, want %s", text, want)
 		}
+		// Cache-write spend and unread 1-hour writes are the cache insight's.
+		var insight struct {
+			Total map[string]any `json:"total"`
+		}
+		g.adminGet("/llm_gateway/cache_insight?group_by=key&"+month, &insight)
+		for _, f := range []string{"cache_write_cost_nano_usd", "cache_write_1h_unread_cost_nano_usd"} {
+			checkMetric(t, b, f, nanoOf(insight.Total[f]))
+		}
+		if nanoOf(insight.Total["cache_write_cost_nano_usd"]) == 0 {
+			t.Error("the traffic wrote no prompt cache: the check above proves nothing")
+		}
 		b.screenshot(out, "cache")
 	})
 
