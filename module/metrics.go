@@ -63,6 +63,11 @@ func provisionMetrics(ctx caddy.Context, extra []*MetricsLabelConfig, logger *za
 	if m == nil {
 		m = newMetrics(names)
 		globalMetrics = m
+		// Exported at 0 from the start, so rate() and the shipped alert
+		// rules see the series before the first error.
+		for _, op := range [...]string{"admit", "settle", "renew", "sweep", "status"} {
+			m.storeErrors.WithLabelValues(op)
+		}
 	} else if !slices.Equal(m.labelNames, names) {
 		logger.Warn("metrics_label changed: metric label names are fixed for the life of the process; the new labels take effect at the next start",
 			zap.Strings("current", m.labelNames[len(baseLabels):]), zap.Strings("configured", names[len(baseLabels):]))

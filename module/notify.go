@@ -83,6 +83,8 @@ var notifyDeliveries = prometheus.NewCounterVec(prometheus.CounterOpts{
 	Help: "Webhook alerts by event and outcome: sent, retried (an attempt failed and will be retried), failed (gave up after the retries), dropped (queue full or shutting down).",
 }, []string{"event", "outcome"})
 
+var notifyInitOnce sync.Once
+
 // notifier sends one config's alerts: one queue and one sender goroutine
 // per webhook, off the request path.
 type notifier struct {
@@ -132,9 +134,8 @@ func redactURL(u *url.URL) string {
 // provisionNotify builds the notifier of a config (nil without notify
 // lines), registers the metric and starts the senders.
 func provisionNotify(ctx caddy.Context, cfgs []*NotifyConfig, logger *zap.Logger) (*notifier, error) {
-	if len(cfgs) == 0 {
-		return nil, nil
-	}
+	// Registered and exported at 0 whether or not alerts are configured, so
+	// the shipped alert rules and dashboards always find the series.
 	if reg := ctx.GetMetricsRegistry(); reg != nil {
 		if err := reg.Register(notifyDeliveries); err != nil {
 			var are prometheus.AlreadyRegisteredError
@@ -142,6 +143,16 @@ func provisionNotify(ctx caddy.Context, cfgs []*NotifyConfig, logger *zap.Logger
 				return nil, err
 			}
 		}
+	}
+	notifyInitOnce.Do(func() {
+		for _, k := range []governance.EventKind{governance.EventBudgetWarn, governance.EventBudgetExhausted, governance.EventSessionCost, governance.EventRateLimited} {
+			for _, o := range []string{"sent", "retried", "failed", "dropped"} {
+				notifyDeliveries.WithLabelValues(string(k), o)
+			}
+		}
+	})
+	if len(cfgs) == 0 {
+		return nil, nil
 	}
 	repl := caddy.NewReplacer()
 	n := &notifier{events: map[governance.EventKind]bool{}, logger: logger}
