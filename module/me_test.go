@@ -2,6 +2,7 @@ package module
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
@@ -177,5 +178,45 @@ func BenchmarkCostWriter(b *testing.B) {
 		c.WriteHeader(200)
 		_, _ = c.Write(body)
 		c.release(123456, true)
+	}
+}
+
+// BenchmarkMeSQLite reads a 100,000-row month of 100 keys from the SQLite
+// ledger (its rollup) each time, as after the key spent.
+func BenchmarkMeSQLite(b *testing.B) {
+	sqlite, err := governance.OpenSQLiteStore(b.TempDir()+"/me.db", governance.SQLiteOptions{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = sqlite.Close() })
+	g := meGateway(b, 0)
+	g.state.store.ledger = sqlite
+	reg, err := governance.NewRegistry(nil, []governance.TeamSpec{{Name: "platform", Limits: governance.Limits{
+		Budgets: []governance.Budget{{Limit: 1000 * governance.Dollar, Period: governance.PeriodMonth}}}}},
+		[]governance.KeySpec{{Name: "alice", Hash: governance.HashSecret("sk-llmgw-me"), Team: "platform",
+			Limits: governance.Limits{Budgets: []governance.Budget{{Limit: 5 * governance.Dollar, Period: governance.PeriodDay}}}}}, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	g.state.registry, g.state.keys = reg, governance.NewKeyring(reg, nil)
+	now := time.Now()
+	start := governance.PeriodMonth.Start(now, time.UTC)
+	span := now.Sub(start)
+	for i := range 100_000 {
+		key := "alice"
+		if i%100 != 0 {
+			key = "k" + string(rune('a'+i%26)) + string(rune('a'+i%7))
+		}
+		sqlite.Record(&governance.Record{Time: start.Add(span * time.Duration(i) / 100_000), Key: key, Model: "claude-sonnet-4-5",
+			Cost: 10_000_000, SessionID: "s" + string(rune('a'+i%50)), Surface: "anthropic.messages", Status: 200})
+	}
+	if err := sqlite.Flush(context.Background()); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		meCache.touch("alice")
+		meGet(g, "?format=text")
 	}
 }
