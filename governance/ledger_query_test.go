@@ -44,6 +44,12 @@ func sqliteVariants(t *testing.T, recs []Record) []sqliteVariant {
 	var vs []sqliteVariant
 	for _, name := range []string{"sqlite", "sqlite-rolled", "sqlite-half-rolled"} {
 		s := openSQLite(t, filepath.Join(t.TempDir(), name+".db"), SQLiteOptions{MaintainEvery: time.Hour})
+		switch name { // day rollups in the zones the tests query in
+		case "sqlite-rolled":
+			s.SetLocation(mustLoad(t, "America/New_York"))
+		case "sqlite-half-rolled":
+			s.SetLocation(mustLoad(t, "Europe/Paris"))
+		}
 		half := len(recs) / 2
 		for i := range recs {
 			if name == "sqlite-half-rolled" && i == half {
@@ -59,9 +65,12 @@ func sqliteVariants(t *testing.T, recs []Record) []sqliteVariant {
 			if err := s.Maintain(ctx, time.Date(3000, 1, 1, 0, 0, 0, 0, time.UTC)); err != nil {
 				t.Fatal(err)
 			}
-			var n int
+			var n, days int
 			if err := s.db.QueryRow("SELECT COUNT(*) FROM rollup").Scan(&n); err != nil || n == 0 {
 				t.Fatalf("rollup rows %d, %v", n, err)
+			}
+			if err := s.db.QueryRow("SELECT COUNT(*) FROM rollup_day").Scan(&days); err != nil || days == 0 {
+				t.Fatalf("day rollup rows %d, %v", days, err)
 			}
 		}
 		vs = append(vs, sqliteVariant{name, s})

@@ -115,21 +115,21 @@ func (w *pgWhere) filters(fs []Filter) (calendar []Filter) {
 	return calendar
 }
 
-// pgGroup is one row of an aggregate query: the group's values, its time
-// (a 15-minute bucket start in Unix seconds, or a row's time_ns, when the
-// query grouped by one) and its totals.
+// pgGroup is one row of an aggregate query: the group's values, its local
+// hour or day index and zone offset when the query grouped by time (see
+// pgCalendar), and its totals.
 type pgGroup struct {
 	vals   []string
-	t      int64
+	t, off int64
 	totals Totals
 }
 
-// aggregate runs SELECT exprs…, [timeExpr,] sums FROM the ledger WHERE w
-// GROUP BY all but the sums.
-func (s *PostgresStore) aggregate(ctx context.Context, exprs []string, timeExpr string, w *pgWhere, fn func(g *pgGroup)) error {
+// aggregate runs SELECT exprs…, [idx, off,] sums FROM the ledger WHERE w
+// GROUP BY all but the sums; cal, when not nil, adds the calendar columns.
+func (s *PostgresStore) aggregate(ctx context.Context, exprs []string, cal *pgCalendar, w *pgWhere, fn func(g *pgGroup)) error {
 	sel := append([]string{}, exprs...)
-	if timeExpr != "" {
-		sel = append(sel, timeExpr)
+	if cal != nil {
+		sel = append(sel, cal.idx, cal.off)
 	}
 	group := ""
 	if len(sel) > 0 {
@@ -146,12 +146,12 @@ func (s *PostgresStore) aggregate(ctx context.Context, exprs []string, timeExpr 
 	}
 	defer rows.Close()
 	g := pgGroup{vals: make([]string, len(exprs))}
-	dest := make([]any, 0, len(exprs)+11)
+	dest := make([]any, 0, len(exprs)+12)
 	for i := range g.vals {
 		dest = append(dest, &g.vals[i])
 	}
-	if timeExpr != "" {
-		dest = append(dest, &g.t)
+	if cal != nil {
+		dest = append(dest, &g.t, &g.off)
 	}
 	dest = append(dest, totalsDest(&g.totals)...)
 	for rows.Next() {
@@ -167,31 +167,79 @@ func (s *PostgresStore) aggregate(ctx context.Context, exprs []string, timeExpr 
 	return rows.Err()
 }
 
-// aggregateByTime runs aggregate per 15-minute bucket and hands fn each
-// group with an instant (Unix nanoseconds) whose calendar hour, day, week
-// and month in loc are those of every row of the group: the bucket's start
-// when the whole bucket lies in one zone offset that is a multiple of 15
-// minutes (every real zone today), else, for the rare bucket that does
-// not, each row's own time.
-func (s *PostgresStore) aggregateByTime(ctx context.Context, exprs []string, w *pgWhere, loc *time.Location, fn func(g *pgGroup)) error {
-	var split []int64
-	seen := map[int64]bool{}
-	err := s.aggregate(ctx, exprs, "bucket", w, func(g *pgGroup) {
-		start := time.Unix(g.t, 0)
-		if _, whole := bucketDay(start, loc); whole {
-			g.t = unixNanos(start)
-			fn(g)
-		} else if !seen[g.t] {
-			seen[g.t] = true
-			split = append(split, g.t)
-		}
-	})
-	if err != nil || len(split) == 0 {
-		return err
+// pgCalendar groups ledger rows by their local hour (hourly) or local day
+// in a time zone, in SQL: each row's local seconds are its Unix seconds
+// plus the zone's offset at that instant, the offsets being those of Go's
+// zone data between the range's first and last row (looked up by
+// width_bucket over the transitions), so days of 23 or 25 hours and offsets of any size come out
+// exactly as MemoryStore's.
+type pgCalendar struct {
+	hourly bool
+	loc    *time.Location
+	// idx and off are the SQL of the local hour or day index and of the
+	// offset (0 for days) of a row; arguments are in the query's pgWhere.
+	idx, off string
+}
+
+// pgFloorDiv is the SQL of x / d rounded towards negative infinity.
+func pgFloorDiv(x string, d int64) string {
+	ds := strconv.FormatInt(d, 10)
+	return "((" + x + ") - ((((" + x + ") % " + ds + ") + " + ds + ") % " + ds + ")) / " + ds
+}
+
+// pgMaxZoneSegments bounds the zone segments of a calendar query (a zone with a
+// transition every few months has a few per year of data).
+const pgMaxZoneSegments = 10_000
+
+// calendar prepares a pgCalendar for the rows w selects; ok is false when
+// there are none.
+func (s *PostgresStore) calendar(ctx context.Context, w *pgWhere, loc *time.Location, hourly bool) (*pgCalendar, bool, error) {
+	var lo, hi *int64
+	if err := s.pool.QueryRow(ctx, `SELECT MIN(time_ns), MAX(time_ns) FROM llm_gateway_ledger WHERE `+w.sql(), w.args...).Scan(&lo, &hi); err != nil {
+		return nil, false, err
 	}
-	w2 := &pgWhere{conds: append([]string{}, w.conds...), args: append([]any{}, w.args...)}
-	w2.conds = append(w2.conds, "bucket = ANY("+w2.arg(split)+"::bigint[])")
-	return s.aggregate(ctx, exprs, "time_ns", w2, fn)
+	if lo == nil || hi == nil {
+		return nil, false, nil
+	}
+	var bounds, offs []int64
+	t := time.Unix(0, *lo).In(loc)
+	for {
+		_, off := t.Zone()
+		offs = append(offs, int64(off))
+		_, end := t.ZoneBounds()
+		if end.IsZero() || unixNanos(end) > *hi || len(offs) >= pgMaxZoneSegments {
+			break
+		}
+		bounds = append(bounds, unixNanos(end))
+		t = end.In(loc)
+	}
+	var off string
+	if len(bounds) == 0 {
+		off = w.arg(offs[0]) + "::bigint"
+	} else {
+		// The offset of the segment the row falls in: width_bucket counts
+		// the transitions at or before it.
+		off = "(" + w.arg(offs) + "::bigint[])[width_bucket(time_ns, " + w.arg(bounds) + "::bigint[]) + 1]"
+	}
+	local := pgFloorDiv("time_ns", 1_000_000_000) + " + " + off
+	c := &pgCalendar{hourly: hourly, loc: loc}
+	if hourly {
+		c.idx, c.off = pgFloorDiv(local, 3600), off
+	} else {
+		c.idx, c.off = pgFloorDiv(local, 86400), "0::bigint"
+	}
+	return c, true, nil
+}
+
+// value is calendar dimension d of the group at local index idx, offset
+// off.
+func (c *pgCalendar) value(d Dim, idx, off int64) string {
+	if c.hourly {
+		lr := ledgerRecord{ns: (idx*3600 - off) * int64(time.Second)} // the local hour's start
+		return lr.value(d, c.loc)
+	}
+	lr := ledgerRecord{ns: idx*86400*int64(time.Second) + 12*int64(time.Hour)} // noon of the local date
+	return lr.value(d, timeUTC)
 }
 
 // Usage implements Store, summed by PostgreSQL: names grouped in SQL, days
@@ -211,17 +259,20 @@ func (s *PostgresStore) Usage(ctx context.Context, q UsageQuery) ([]UsageRow, er
 			loc = timeUTC
 		}
 		days := map[string]*Totals{}
-		err = s.aggregateByTime(ctx, nil, w, loc, func(g *pgGroup) {
-			day := time.Unix(0, g.t).In(loc).Format(time.DateOnly)
-			if days[day] == nil {
-				days[day] = new(Totals)
-			}
-			days[day].Add(g.totals)
-		})
+		var cal *pgCalendar
+		if cal, ok, err = s.calendar(ctx, w, loc, false); ok {
+			err = s.aggregate(ctx, nil, cal, w, func(g *pgGroup) {
+				day := cal.value(DimDay, g.t, g.off)
+				if days[day] == nil {
+					days[day] = new(Totals)
+				}
+				days[day].Add(g.totals)
+			})
+		}
 		rows = dayRows(days)
 	} else {
 		rows = []UsageRow{}
-		err = s.aggregate(ctx, []string{usageColumn(q.GroupBy)}, "", w, func(g *pgGroup) {
+		err = s.aggregate(ctx, []string{usageColumn(q.GroupBy)}, nil, w, func(g *pgGroup) {
 			rows = append(rows, UsageRow{Group: g.vals[0], Totals: g.totals})
 		})
 	}
@@ -244,10 +295,10 @@ func usageColumn(g GroupBy) string {
 }
 
 // Report implements Store. PostgreSQL filters (exact and glob, columns and
-// labels) and groups by every column and label dimension, per 15-minute
-// bucket when a calendar dimension is asked for; the buckets are folded
-// into hours, days, weeks and months of q.Location here, and the groups
-// sorted and paged exactly as every other store does.
+// labels) and groups by every column and label dimension, and by local
+// hour or day of q.Location when a calendar dimension or filter is asked
+// for (folded into weeks and months here); the groups are sorted and paged
+// exactly as every other store does.
 func (s *PostgresStore) Report(ctx context.Context, q ReportQuery) (Report, error) {
 	b := newReportBuilder(q)
 	if _, err := parseCursor(q.Cursor); err != nil {
@@ -259,22 +310,39 @@ func (s *PostgresStore) Report(ctx context.Context, q ReportQuery) (Report, erro
 	}
 	w := newPgWhere(lo, hi)
 	calFilters := w.filters(q.Filters)
+	byTime := len(calFilters) > 0
+	hourly := false
+	for _, f := range calFilters {
+		hourly = hourly || f.Dim == DimHour
+	}
+	for _, d := range q.Dims {
+		byTime = byTime || calendarDim(d)
+		hourly = hourly || d == DimHour
+	}
+	// The calendar's range query reads the WHERE arguments only: it comes
+	// before the label dimensions add theirs.
+	var cal *pgCalendar
+	if byTime {
+		var err error
+		if cal, ok, err = s.calendar(ctx, w, b.loc, hourly); err != nil {
+			return Report{}, fmt.Errorf("postgres store: report: %w", s.scrub(err))
+		} else if !ok {
+			return b.report()
+		}
+	}
 	var exprs []string
 	pos := make([]int, len(q.Dims)) // index into exprs, or -1 for a calendar dim
-	byTime := len(calFilters) > 0
 	for i, d := range q.Dims {
 		if e := w.dimExpr(d); e != "" {
 			pos[i] = len(exprs)
 			exprs = append(exprs, e)
 		} else {
 			pos[i] = -1
-			byTime = true
 		}
 	}
 	add := func(g *pgGroup) {
-		lr := ledgerRecord{ns: g.t}
 		for _, f := range calFilters {
-			if !f.match(lr.value(f.Dim, b.loc)) {
+			if !f.match(cal.value(f.Dim, g.t, g.off)) {
 				return
 			}
 		}
@@ -283,7 +351,7 @@ func (s *PostgresStore) Report(ctx context.Context, q ReportQuery) (Report, erro
 			if pos[i] >= 0 {
 				vals[i] = g.vals[pos[i]]
 			} else {
-				vals[i] = lr.value(d, b.loc)
+				vals[i] = cal.value(d, g.t, g.off)
 			}
 		}
 		k := strings.Join(vals, "\x00")
@@ -294,13 +362,7 @@ func (s *PostgresStore) Report(ctx context.Context, q ReportQuery) (Report, erro
 		}
 		row.Totals.Add(g.totals)
 	}
-	var err error
-	if byTime {
-		err = s.aggregateByTime(ctx, exprs, w, b.loc, add)
-	} else {
-		err = s.aggregate(ctx, exprs, "", w, add)
-	}
-	if err != nil {
+	if err := s.aggregate(ctx, exprs, cal, w, add); err != nil {
 		return Report{}, fmt.Errorf("postgres store: report: %w", s.scrub(err))
 	}
 	return b.report()
@@ -423,7 +485,7 @@ func (s *PostgresStore) Requests(ctx context.Context, q RequestsQuery) (RequestP
 		return b.page(), nil
 	}
 	p := RequestPage{Rows: []Record{}}
-	if err := s.aggregate(ctx, nil, "", w, func(g *pgGroup) { p.Total = g.totals }); err != nil {
+	if err := s.aggregate(ctx, nil, nil, w, func(g *pgGroup) { p.Total = g.totals }); err != nil {
 		return fail(err)
 	}
 	k := requestOrderExpr(b.order)
@@ -468,8 +530,8 @@ type prefixed struct {
 func (p prefixed) Scan(dest ...any) error { return p.Rows.Scan(append([]any{p.first}, dest...)...) }
 
 // Sessions implements Store: PostgreSQL groups the rows with a session by
-// (session, key) (a filter on a calendar bucket per 15-minute bucket,
-// folded here); the sessions are then sorted and paged as every store
+// (session, key) (and by local hour or day for a filter on a calendar
+// bucket); the sessions are then sorted and paged as every store
 // does.
 func (s *PostgresStore) Sessions(ctx context.Context, q SessionsQuery) (SessionPage, error) {
 	b, err := newSessionBuilder(q)
@@ -497,31 +559,39 @@ func (s *PostgresStore) Sessions(ctx context.Context, q SessionsQuery) (SessionP
 		"(array_agg(customer ORDER BY time_ns DESC, id DESC))[1]",
 		"(array_agg(id ORDER BY time_ns DESC, id DESC))[1]",
 		"array_agg(DISTINCT model)"}
-	rows, err := s.pool.Query(ctx, `SELECT `+strings.Join(exprs, ", ")+`, bucket_of, `+pgLedgerSums+`
-		FROM (SELECT *, `+bucketOfExpr(len(cal) > 0)+` AS bucket_of FROM llm_gateway_ledger WHERE `+w.sql()+`) r
-		GROUP BY session_id, key, bucket_of`, w.args...)
+	tIdx, tOff := "0::bigint", "0::bigint"
+	var calendar *pgCalendar
+	if len(cal) > 0 {
+		hourly := false
+		for _, f := range cal {
+			hourly = hourly || f.Dim == DimHour
+		}
+		var ok bool
+		if calendar, ok, err = s.calendar(ctx, w, b.loc, hourly); err != nil {
+			return SessionPage{}, fmt.Errorf("postgres store: sessions: %w", s.scrub(err))
+		} else if !ok {
+			return b.page()
+		}
+		tIdx, tOff = calendar.idx, calendar.off
+	}
+	rows, err := s.pool.Query(ctx, `SELECT `+strings.Join(exprs, ", ")+`, t_idx, t_off, `+pgLedgerSums+`
+		FROM (SELECT *, `+tIdx+` AS t_idx, `+tOff+` AS t_off FROM llm_gateway_ledger WHERE `+w.sql()+`) r
+		GROUP BY session_id, key, t_idx, t_off`, w.args...)
 	if err != nil {
 		return SessionPage{}, fmt.Errorf("postgres store: sessions: %w", s.scrub(err))
 	}
 	defer rows.Close()
 	for rows.Next() {
 		var session, key, team, customer string
-		var first, last, lastID, bkt int64
+		var first, last, lastID, tIdx, tOff int64
 		var models []string
 		var t Totals
-		dest := append([]any{&session, &key, &first, &last, &team, &customer, &lastID, &models, &bkt}, totalsDest(&t)...)
+		dest := append([]any{&session, &key, &first, &last, &team, &customer, &lastID, &models, &tIdx, &tOff}, totalsDest(&t)...)
 		if err := rows.Scan(dest...); err != nil {
 			return SessionPage{}, fmt.Errorf("postgres store: sessions: %w", err)
 		}
-		if len(cal) > 0 {
-			ns := unixNanos(time.Unix(bkt, 0))
-			if _, whole := bucketDay(time.Unix(bkt, 0), b.loc); !whole {
-				ns = first // a zone change inside the bucket: judged by its first row
-			}
-			lr := ledgerRecord{ns: ns}
-			if !lr.matches(cal, b.loc) {
-				continue
-			}
+		if calendar != nil && !calendarMatch(calendar, cal, tIdx, tOff) {
+			continue
 		}
 		g := groups[[2]string{session, key}]
 		if g == nil {
@@ -554,11 +624,13 @@ func (s *PostgresStore) Sessions(ctx context.Context, q SessionsQuery) (SessionP
 	return pageSessions(&b.q, b.order, all)
 }
 
-// bucketOfExpr is the per-row bucket a sessions query groups by: the
-// 15-minute bucket when a calendar filter needs it, else one constant.
-func bucketOfExpr(byBucket bool) string {
-	if byBucket {
-		return "bucket"
+// calendarMatch reports whether a group at local index idx, offset off
+// passes every calendar filter.
+func calendarMatch(c *pgCalendar, filters []Filter, idx, off int64) bool {
+	for _, f := range filters {
+		if !f.match(c.value(f.Dim, idx, off)) {
+			return false
+		}
 	}
-	return "0::bigint"
+	return true
 }

@@ -74,6 +74,7 @@ var postgresLedgerSchema = []string{
 		PRIMARY KEY (writer_id, seq)
 	);
 	CREATE INDEX llm_gateway_ledger_time ON llm_gateway_ledger (time_ns, id);
+	CREATE INDEX llm_gateway_ledger_key_time ON llm_gateway_ledger (key, time_ns, id);
 	CREATE TABLE llm_gateway_totals (
 		kind                  TEXT   NOT NULL,
 		name                  TEXT   NOT NULL,

@@ -173,11 +173,16 @@ func (s *SQLiteStore) rollupSpan(ctx context.Context, lo, hi int64) (b0, b1 int6
 	if err != nil {
 		return 0, 0, false, err
 	}
+	// Two queries: SQLite answers a lone MIN or MAX of the key's first
+	// column from the index's ends, but not both in one query.
 	var minB, maxB sql.NullInt64
-	if err := s.db.QueryRowContext(ctx, "SELECT MIN(bucket), MAX(bucket) FROM rollup").Scan(&minB, &maxB); err != nil {
+	if err := s.db.QueryRowContext(ctx, "SELECT MIN(bucket) FROM rollup").Scan(&minB); err != nil {
 		return 0, 0, false, err
 	}
-	if !minB.Valid {
+	if err := s.db.QueryRowContext(ctx, "SELECT MAX(bucket) FROM rollup").Scan(&maxB); err != nil {
+		return 0, 0, false, err
+	}
+	if !minB.Valid || !maxB.Valid {
 		return 0, 0, false, nil
 	}
 	b0 = bucketIndex(lo)
@@ -225,6 +230,26 @@ func (s *SQLiteStore) Report(ctx context.Context, q ReportQuery) (Report, error)
 }
 
 func (s *SQLiteStore) reportInto(ctx context.Context, b *reportBuilder, lo, hi int64) error {
+	dlo, dhi, err := s.reportDays(ctx, b, lo, hi)
+	if err != nil {
+		return err
+	}
+	if dlo < dhi {
+		if lo < dlo {
+			if err := s.reportBuckets(ctx, b, lo, dlo-1); err != nil {
+				return err
+			}
+		}
+		if dhi <= hi {
+			return s.reportBuckets(ctx, b, dhi, hi)
+		}
+		return nil
+	}
+	return s.reportBuckets(ctx, b, lo, hi)
+}
+
+// reportBuckets adds [lo, hi] to b from the 15-minute rollup and the rows.
+func (s *SQLiteStore) reportBuckets(ctx context.Context, b *reportBuilder, lo, hi int64) error {
 	if rollupable(b.q.Dims, b.q.Filters) {
 		b0, b1, ok, err := s.rollupSpan(ctx, lo, hi)
 		if err != nil {

@@ -336,6 +336,7 @@ func (s *SQLiteStore) maintain(reqs []*sqliteMaint) {
 	for _, m := range reqs {
 		if m.done == nil {
 			s.rollPending, s.rollTarget = true, rollUpTarget(s.opts.now())
+			s.dayPending = s.dayZoneNow() != nil
 			if r := s.retention.Load(); r > 0 {
 				s.prunePending, s.pruneBefore = true, unixNanos(s.opts.now().Add(-time.Duration(r)))
 			}
@@ -344,6 +345,11 @@ func (s *SQLiteStore) maintain(reqs []*sqliteMaint) {
 		var err error
 		for done := false; err == nil && !done; {
 			done, err = s.rollUp(ctx, m.rollTo)
+		}
+		if loc := s.dayZoneNow(); loc != nil {
+			for done := false; err == nil && !done; {
+				done, err = s.rollUpDays(ctx, loc)
+			}
 		}
 		if r := s.retention.Load(); r > 0 && err == nil {
 			before := unixNanos(s.opts.now().Add(-time.Duration(r)))
@@ -361,6 +367,13 @@ func (s *SQLiteStore) maintain(reqs []*sqliteMaint) {
 			s.report(fmt.Errorf("sqlite store: %w", err))
 		}
 		s.rollPending = !done && err == nil
+	}
+	if loc := s.dayZoneNow(); s.dayPending && !s.rollPending && loc != nil {
+		done, err := s.rollUpDays(ctx, loc)
+		if err != nil {
+			s.report(fmt.Errorf("sqlite store: day rollup: %w", err))
+		}
+		s.dayPending = !done && err == nil
 	}
 	if s.prunePending && !s.rollPending {
 		done, n, err := s.prune(ctx, s.pruneBefore)
