@@ -149,6 +149,10 @@ func (g *Gateway) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			if err := g.parseStore(d); err != nil {
 				return err
 			}
+		case "retention":
+			if err := g.parseRetention(d); err != nil {
+				return err
+			}
 		case "timezone":
 			if !d.NextArg() {
 				return d.ArgErr()

@@ -40,6 +40,10 @@ type Gateway struct {
 	// Timezone is the IANA zone calendar periods and daily reports use.
 	// Default: UTC.
 	Timezone string `json:"timezone,omitempty"`
+	// Retention is how long the ledger keeps its rows (0: for ever); older
+	// rows are pruned off the request path while the ledger's rollup keeps
+	// their totals (retention.go).
+	Retention caddy.Duration `json:"retention,omitempty"`
 	// MaxRequestBody is the largest request body accepted, in bytes; larger
 	// bodies get 413. Default: 32 MiB.
 	MaxRequestBody int64 `json:"max_request_body,omitempty"`
@@ -327,6 +331,7 @@ func (g *Gateway) Provision(ctx caddy.Context) error {
 		return err
 	}
 	shared.leases.setLease(time.Duration(g.ReservationLease))
+	g.applyLedgerSettings(shared.ledger, loc)
 	// Budgets new to this config get their counters now, their spend so far
 	// this period restored from the ledger, before any request is admitted.
 	pctx, cancel := context.WithTimeout(ctx, 30*time.Second)
