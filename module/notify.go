@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
@@ -93,6 +94,7 @@ type notifier struct {
 	events  map[governance.EventKind]bool
 	logger  *zap.Logger
 	once    sync.Once
+	closed  atomic.Bool
 }
 
 // webhook is one destination with its own queue and sender.
@@ -379,6 +381,7 @@ func (n *notifier) close() {
 		return
 	}
 	n.once.Do(func() {
+		n.closed.Store(true)
 		stopping := processStopping()
 		for _, h := range n.hooks {
 			if stopping {

@@ -11,11 +11,28 @@ import (
 // session costs as requests are recorded. Detection is in governance;
 // nothing here blocks.
 
+// alerts is the notifier a request's alerts go to: its config's, or —
+// when that config was unloaded while the request was in flight (a
+// reload) — the newest config's on the same store, so an alert whose cause
+// is remembered as sent is not lost with the old config.
+func (st *state) alerts() *notifier {
+	n := st.notify
+	if n == nil || !n.closed.Load() {
+		return n
+	}
+	for _, g := range activeGateways.list() {
+		if gs := g.state; gs != nil && gs.store == st.store && gs.notify != nil && !gs.notify.closed.Load() {
+			return gs.notify
+		}
+	}
+	return n
+}
+
 // notifyBudgets sends the budget_warn and budget_exhausted alerts of one
 // settlement's changes; t is the settled ticket (its reservations name the
 // periods charged).
 func (st *state) notifyBudgets(t *governance.Ticket, changes []governance.BudgetChange, key string, now time.Time) {
-	n := st.notify
+	n := st.alerts()
 	if len(changes) == 0 || !n.wants(governance.EventBudgetWarn) && !n.wants(governance.EventBudgetExhausted) {
 		return
 	}
@@ -35,7 +52,7 @@ func (st *state) notifyBudgets(t *governance.Ticket, changes []governance.Budget
 // notifyRefusal sends the alert of an admission refusal: budget_exhausted
 // for a spent budget, rate_limited for a rate limit.
 func (st *state) notifyRefusal(rej *governance.Rejection, key string, now time.Time) {
-	n := st.notify
+	n := st.alerts()
 	if n == nil {
 		return
 	}
@@ -52,7 +69,7 @@ func (st *state) notifyRefusal(rej *governance.Rejection, key string, now time.T
 // session_cost amount.
 func (st *state) recorded(rec *governance.Record) {
 	meCache.touch(rec.Key)
-	n := st.notify
+	n := st.alerts()
 	if n == nil || rec.SessionID == "" || rec.Cost <= 0 || len(n.amounts) == 0 {
 		return
 	}

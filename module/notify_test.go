@@ -318,7 +318,7 @@ func TestNotifierRoutes(t *testing.T) {
 	for name, c := range map[string]struct {
 		h    *webhook
 		want int
-	}{"a": {a, 2}, "b": {b, 2}, "c": {c, 0}} {
+	}{"a": {a, 2}, "b": {b, 2}, "c": {c, 2}} { // c: not the $5 session alert
 		if got := len(c.h.queue); got != c.want {
 			t.Errorf("webhook %s queued %d, want %d", name, got, c.want)
 		}
@@ -330,4 +330,37 @@ func delivered(c interface{ Write(*dto.Metric) error }) float64 {
 	var m dto.Metric
 	_ = c.Write(&m)
 	return m.GetCounter().GetValue()
+}
+
+// TestAlertsAfterReload: a request of an unloaded config sends its alerts
+// through the newest config on the same store, not into a closed queue.
+func TestAlertsAfterReload(t *testing.T) {
+	mk := func() *notifier {
+		h, err := newWebhook(&NotifyConfig{Webhook: "http://hook/"}, caddy.NewReplacer(), zap.NewNop())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return &notifier{hooks: []*webhook{h}, events: h.events}
+	}
+	store := &sharedStore{alerts: newAlertState()}
+	old := &Gateway{state: &state{store: store, notify: mk()}}
+	cur := &Gateway{state: &state{store: store, notify: mk()}}
+	other := &Gateway{state: &state{store: &sharedStore{alerts: newAlertState()}, notify: mk()}}
+	for _, g := range []*Gateway{old, cur, other} {
+		activeGateways.add(g)
+		defer activeGateways.remove(g)
+	}
+	if old.state.alerts() != old.state.notify {
+		t.Error("an open config's alerts went elsewhere")
+	}
+	old.state.notify.close()
+	activeGateways.remove(old)
+	if got := old.state.alerts(); got != cur.state.notify {
+		t.Errorf("after the reload: %p, want the current config's %p (other store: %p)", got, cur.state.notify, other.state.notify)
+	}
+	e := governance.Event{Kind: governance.EventBudgetWarn, Time: time.Now(), Scope: governance.Scope{Kind: governance.ScopeKey, Name: "alice"}}
+	old.state.alerts().send(&e, store.alerts.sent)
+	if n := len(cur.state.notify.hooks[0].queue); n != 1 {
+		t.Errorf("the current config queued %d alerts, want 1", n)
+	}
 }
