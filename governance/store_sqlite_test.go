@@ -1077,6 +1077,77 @@ func TestSQLiteSchema(t *testing.T) {
 			t.Errorf("refused row %+v", r)
 		}
 	})
+	t.Run("version 4 migrated in place", func(t *testing.T) {
+		// A file as the previous release wrote it: schema 4, rows, totals.
+		path := filepath.Join(t.TempDir(), "u.db")
+		db, err := sql.Open("sqlite", path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		old := `INSERT INTO ledger (time_ns, key, team, customer, provider, model,
+			requested_model, surface, status, stream, input_tokens, output_tokens, cache_read_tokens,
+			cache_write_5m_tokens, cache_write_1h_tokens, web_search_requests, cost_nano_usd, complete,
+			output_estimated, session_id, duration_us, input_estimated, price_model, price_effective_from,
+			speed, inference_geo, request_id, provider_request_id, labels, user_agent, ttft_us, attempts,
+			rejection, error_type) VALUES (%d, 'old', 'payments', '', 'anthropic', 'claude-opus-4-5', 'claude-opus-4-5',
+			'anthropic_messages', 200, 1, 7, 8, 30, 0, 0, 0, %d, 1, 0, 'sess-1', 5, 0, 'claude-opus-4-5', '2025-01-01',
+			'', '', 'req-%d', 'req_011C', '{"project":"apollo"}', 'claude-cli/2.1.328', 900, 1, '', '')`
+		base := time.Date(2026, 11, 30, 10, 0, 0, 0, time.UTC)
+		stmts := []string{sqliteSchemaV1, sqliteSchemaV2, sqliteSchemaV3, sqliteSchemaV4}
+		for i := 0; i < 3; i++ {
+			stmts = append(stmts, fmt.Sprintf(old, base.Add(time.Duration(i)*20*time.Minute).UnixNano(), (i+1)*int(Dollar), i))
+		}
+		stmts = append(stmts, `INSERT INTO totals VALUES ('key', 'old', 0, 3, 21, 24, 90, 0, 0, 0, 6000000000)`,
+			`INSERT INTO totals VALUES ('team', 'payments', 0, 3, 21, 24, 90, 0, 0, 0, 6000000000)`, "PRAGMA user_version = 4")
+		for _, q := range stmts {
+			if _, err := db.Exec(q); err != nil {
+				t.Fatal(err)
+			}
+		}
+		db.Close()
+		s := openSQLite(t, path, SQLiteOptions{MaintainEvery: time.Hour})
+		var version int
+		if err := s.db.QueryRow("PRAGMA user_version").Scan(&version); err != nil || version != sqliteSchemaVersion {
+			t.Fatalf("user_version %d, %v", version, err)
+		}
+		if got := s.Totals(Scope{ScopeKey, "old"}); got.Requests != 3 || got.Cost != 6*Dollar || got.CacheHits != 0 {
+			t.Errorf("totals of the old file %+v", got)
+		}
+		s.Record(&Record{Time: base.Add(time.Hour), Key: "new", Team: "payments", Model: "claude-opus-4-5", SessionID: "sess-2",
+			Cost: Dollar, CacheHit: true, Saved: 2 * Dollar})
+		flush(t, s)
+		rows, err := s.Records(context.Background(), time.Time{}, time.Time{}, 0)
+		if err != nil || len(rows) != 4 {
+			t.Fatalf("rows %+v, %v", rows, err)
+		}
+		if r := rows[0]; r.Key != "old" || r.CacheHit || r.Saved != 0 || r.RequestID != "req-0" || r.Labels["project"] != "apollo" ||
+			r.TTFT != 900*time.Microsecond {
+			t.Errorf("migrated row %+v", r)
+		}
+		if r := rows[3]; !r.CacheHit || r.Saved != 2*Dollar {
+			t.Errorf("new row %+v", r)
+		}
+		// The rows of the old file are rolled up by the writer, and reports
+		// read them the same before and after.
+		q := ReportQuery{Dims: []Dim{DimKey, DimDay}}
+		before, err := s.Report(context.Background(), q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.SetLocation(time.UTC)
+		if err := s.Maintain(context.Background(), base.AddDate(0, 0, 3)); err != nil {
+			t.Fatal(err)
+		}
+		after, err := s.Report(context.Background(), q)
+		if err != nil || !reflect.DeepEqual(before, after) || after.Total.Cost != 7*Dollar || after.Total.Saved != 2*Dollar {
+			t.Errorf("report before the roll-up %+v, after %+v, %v", before, after, err)
+		}
+		sessions, err := s.Sessions(context.Background(), SessionsQuery{})
+		if err != nil || len(sessions.Rows) != 2 || sessions.Rows[0].Session != "sess-1" || sessions.Rows[0].Totals.Requests != 3 ||
+			!sessions.Rows[0].FirstSeen.Equal(base) || !sessions.Rows[0].LastSeen.Equal(base.Add(40*time.Minute)) {
+			t.Errorf("sessions %+v, %v", sessions, err)
+		}
+	})
 	t.Run("newer version refused", func(t *testing.T) {
 		path := filepath.Join(t.TempDir(), "u.db")
 		db, err := sql.Open("sqlite", path)
