@@ -3,6 +3,7 @@ package governance
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -366,5 +367,45 @@ func TestDirectoryPrepareBeforePublish(t *testing.T) {
 	}
 	if len(prepared) != 1 {
 		t.Fatal("unchanged budgets prepared again")
+	}
+}
+
+// BenchmarkKeyringAuthenticate measures the per-request key lookup: a
+// config key (the registry's map), a live key among 1,000 (the directory's
+// snapshot) and an unknown secret (both missed).
+func BenchmarkKeyringAuthenticate(b *testing.B) {
+	kr, _ := newTestKeyring(b, NewMemoryKeyStore())
+	ctx := context.Background()
+	var live string
+	for i := range 1000 {
+		_, s, err := kr.Create(ctx, LiveKeySpec{Name: fmt.Sprintf("dev%04d", i), Team: "payments"}, "")
+		if err != nil {
+			b.Fatal(err)
+		}
+		live = s
+	}
+	for _, bc := range []struct{ name, secret string }{{"config", "sk-ops"}, {"live", live}, {"unknown", "sk-llmgw-nobody"}} {
+		b.Run(bc.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				kr.Authenticate(bc.secret)
+			}
+		})
+	}
+}
+
+// BenchmarkKeyringProvisionKnown measures a first-call provision for a
+// developer already provisioned: the SSO path's per-request cost.
+func BenchmarkKeyringProvisionKnown(b *testing.B) {
+	kr, _ := newTestKeyring(b, NewMemoryKeyStore())
+	ctx := context.Background()
+	if _, err := kr.Provision(ctx, "dev@corp.example", "payments", KeyTemplate{}); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := kr.Provision(ctx, "dev@corp.example", "payments", KeyTemplate{}); err != nil {
+			b.Fatal(err)
+		}
 	}
 }
