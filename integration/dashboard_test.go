@@ -280,9 +280,14 @@ func (b *chromiumTab) waitView() {
 	b.t.Helper()
 	ctx, cancel := context.WithTimeout(b.ctx, 5*time.Minute) // the benchmark's ledger is large
 	defer cancel()
-	state, err := chromedp.Run(ctx, chromedp.Poll[string](`(() => { const v = document.getElementById('view');
+	poll := chromedp.Poll[string](`(() => { const v = document.getElementById('view');
 		return v && v.dataset.route === location.hash && v.dataset.state !== 'loading' ? v.dataset.state : false })()`,
-		chromedp.WithPollingTimeout(0), chromedp.WithPollingInterval(10*time.Millisecond)))
+		chromedp.WithPollingTimeout(0), chromedp.WithPollingInterval(10*time.Millisecond))
+	state, err := chromedp.Run(ctx, poll)
+	for i := 0; err != nil && strings.Contains(err.Error(), "Cannot find context") && i < 3; i++ {
+		// The poll began in the document a navigation was replacing.
+		state, err = chromedp.Run(ctx, poll)
+	}
 	if err != nil {
 		b.t.Fatalf("waiting for the view: %v", err)
 	}
