@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/anthropics/anthropic-sdk-go/v2"
 	"github.com/anthropics/anthropic-sdk-go/v2/option"
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig"
@@ -21,6 +22,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/llmgateway/caddy-llm-gateway/internal/clock"
+	"github.com/llmgateway/caddy-llm-gateway/internal/testkit"
 )
 
 // settableClock is the gateway's live key clock (internal/clock), moved by
@@ -235,4 +237,62 @@ func TestLiveKeys(t *testing.T) {
 			t.Fatalf("audit line %d %q, want %q", i, lines[i+1], w)
 		}
 	}
+}
+
+// TestLiveKeysFleetPostgres: two gateways (this process and another Caddy
+// process) on one PostgreSQL ledger share live keys. A key created on one
+// instance works on the other, a revocation on one is a 401 on the other;
+// an admin read refreshes the instance it asks, so the test needs no wait
+// for the 2-second poll.
+func TestLiveKeysFleetPostgres(t *testing.T) {
+	pg := testkit.StartPostgres(t)
+	m := newMockAnthropic(t)
+	block := budgetBlock(m, "store postgres "+pg.DSN, "", "budget 50 usd per day")
+	g := startGateway(t, gatewayOptions{Block: block})
+	other := startCaddyProcess(t, block)
+	ctx := context.Background()
+
+	// Created on the other instance …
+	code, doc := adminDoURL(t, other.AdminURL, "POST", "/llm_gateway/keys",
+		`{"name":"frank","team":"platform","budgets":[{"usd":"5","period":"day"}]}`, "X-Forwarded-User", "ops@corp.example")
+	if code != 201 {
+		t.Fatalf("create on the other instance: %d %v", code, doc)
+	}
+	secret := doc["secret"].(string)
+	// … is known here once this instance has read the changes.
+	if code, doc := adminDo(t, g, "GET", "/llm_gateway/keys/frank", ""); code != 200 || doc["source"] != "api" {
+		t.Fatalf("frank here: %d %v", code, doc)
+	}
+	frank := newClient(g, "", option.WithAPIKey(secret), option.WithHeader("X-Mock-Scenario", "small"))
+	_, err := frank.Messages.New(ctx, smallParams(10))
+	must(t, err)
+	g.waitLog()
+	// Revoked here: a 401 on the other instance.
+	if code, doc := adminDo(t, g, "DELETE", "/llm_gateway/keys/frank", ""); code != 200 {
+		t.Fatalf("revoke: %d %v", code, doc)
+	}
+	if code, doc := adminDoURL(t, other.AdminURL, "GET", "/llm_gateway/keys/frank", ""); code != 200 || doc["revoked"] == nil {
+		t.Fatalf("frank on the other instance: %d %v", code, doc)
+	}
+	oc := newClientURL(other.URL, option.WithAPIKey(secret), option.WithHeader("X-Mock-Scenario", "small"))
+	if _, err := oc.Messages.New(ctx, smallParams(10)); apiStatus(err) != 401 {
+		t.Fatalf("revoked key on the other instance: %v", err)
+	}
+	// The audit trail is the fleet's.
+	code, doc = adminDoURL(t, other.AdminURL, "GET", "/llm_gateway/audit?key=frank", "")
+	if entries, _ := doc["entries"].([]any); code != 200 || len(entries) != 2 {
+		t.Fatalf("audit on the other instance: %d %v", code, doc)
+	}
+}
+
+// adminDoURL is adminDo against any admin address.
+func adminDoURL(t *testing.T, adminURL, method, path, body string, hdr ...string) (int, map[string]any) {
+	t.Helper()
+	return adminDo(t, &gateway{AdminURL: adminURL}, method, path, body, hdr...)
+}
+
+// newClientURL is an SDK client on any gateway address.
+func newClientURL(url string, opts ...option.RequestOption) anthropic.Client {
+	return anthropic.NewClient(append([]option.RequestOption{option.WithoutEnvironmentDefaults(),
+		option.WithBaseURL(url), option.WithMaxRetries(0)}, opts...)...)
 }

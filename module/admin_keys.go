@@ -14,6 +14,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/caddyserver/caddy/v2"
+	"go.uber.org/zap"
 
 	"github.com/llmgateway/caddy-llm-gateway/governance"
 )
@@ -129,6 +130,7 @@ func keysGateway() (*state, error) {
 func serveKeys(w http.ResponseWriter, r *http.Request) error {
 	switch r.Method {
 	case http.MethodGet:
+		refreshLiveKeys(r)
 		return serveEntities(governance.ScopeKey)(w, r)
 	case http.MethodPost:
 		return createKey(w, r)
@@ -319,7 +321,22 @@ func rotateKey(w http.ResponseWriter, r *http.Request, st *state, name string) e
 	return writeKey(w, r, st, http.StatusOK, lk, secret)
 }
 
+// refreshLiveKeys reads the changes other instances made before an admin
+// read, so it shows the fleet's keys as they are now (the poll catches up
+// within LiveKeyPollInterval anyway); a store that does not answer leaves
+// the keys as last read.
+func refreshLiveKeys(r *http.Request) {
+	st, err := keysGateway()
+	if err != nil || st.keys.Directory() == nil {
+		return
+	}
+	if _, err := st.keys.Directory().Refresh(r.Context()); err != nil {
+		st.logger.Warn("reading live key changes for the admin API", zap.Error(err))
+	}
+}
+
 func showKey(w http.ResponseWriter, r *http.Request, st *state, name string) error {
+	refreshLiveKeys(r)
 	if k := st.keys.Registry().Key(name); k != nil {
 		e, err := entity(r.Context(), st, governance.Scope{Kind: governance.ScopeKey, Name: name}, &k.Limits)
 		if err != nil {
