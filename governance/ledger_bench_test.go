@@ -201,6 +201,7 @@ func BenchmarkLedger5M(b *testing.B) {
 	run := func(name string, f func() (int, error)) {
 		b.Run(name, func(b *testing.B) {
 			n := 0
+			cpu0 := processCPU()
 			for i := 0; i < b.N; i++ {
 				var err error
 				if n, err = f(); err != nil {
@@ -208,6 +209,7 @@ func BenchmarkLedger5M(b *testing.B) {
 				}
 			}
 			b.ReportMetric(float64(b.Elapsed().Microseconds())/1000/float64(b.N), "ms/query")
+			b.ReportMetric(float64((processCPU()-cpu0).Microseconds())/1000/float64(b.N), "cpu-ms/query")
 			b.ReportMetric(float64(n), "rows")
 		})
 	}

@@ -290,10 +290,11 @@ type rollupQuery struct {
 	exprs []string // their SQL
 	cal   []Filter // calendar filters, checked in Go
 	where sqlWhere
+	from  string // the table, and the index for one session
 }
 
 func newRollupQuery(dims []Dim, filters []Filter, local string, b0, b1 int64) *rollupQuery {
-	rq := &rollupQuery{}
+	rq := &rollupQuery{from: "rollup"}
 	add := func(d Dim) {
 		for _, s := range rq.sel {
 			if s == d {
@@ -315,7 +316,8 @@ func newRollupQuery(dims []Dim, filters []Filter, local string, b0, b1 int64) *r
 		if col, ok := rollupDims[f.Dim]; ok {
 			pushColumnFilter(&rq.where, col, f)
 			if f.Dim == DimSession && f.Pattern != "" && !f.glob() {
-				rq.where.add("session_id != ''") // the partial index rollup_session
+				rq.where.add("session_id != ''")
+				rq.from = "rollup INDEXED BY rollup_session" // one session: its few buckets
 			}
 		} else {
 			add(f.Dim)
@@ -362,7 +364,7 @@ func (s *SQLiteStore) reportRollup(ctx context.Context, b *reportBuilder, local 
 		}
 		group = " GROUP BY " + strings.Join(n, ", ")
 	}
-	rs, err := s.db.QueryContext(ctx, "SELECT "+sel+" FROM rollup WHERE "+rq.where.String()+group, rq.where.args...)
+	rs, err := s.db.QueryContext(ctx, "SELECT "+sel+" FROM "+rq.from+" WHERE "+rq.where.String()+group, rq.where.args...)
 	if err != nil {
 		return err
 	}
@@ -481,7 +483,7 @@ func (s *SQLiteStore) sessionsRollup(ctx context.Context, b *sessionBuilder, loc
 		n[i] = strconv.Itoa(i + 1)
 	}
 	rs, err := s.db.QueryContext(ctx, "SELECT "+strings.Join(rq.exprs, ", ")+", MIN(first_ns), MAX(last_ns), "+rollupSums+
-		" FROM rollup WHERE "+rq.where.String()+" GROUP BY "+strings.Join(n, ", "), rq.where.args...)
+		" FROM "+rq.from+" WHERE "+rq.where.String()+" GROUP BY "+strings.Join(n, ", "), rq.where.args...)
 	if err != nil {
 		return err
 	}
@@ -600,9 +602,14 @@ func (s *SQLiteStore) Requests(ctx context.Context, q RequestsQuery) (RequestPag
 // bucket with matching rows, newest first, until scan has a full page.
 func (s *SQLiteStore) requestRows(ctx context.Context, filters []Filter, o OrderBy, lo, hi int64, scan func(lo, hi int64) (bool, error)) error {
 	var rw sqlWhere
+	table := "rollup"
 	for _, f := range filters {
 		if col, ok := rollupDims[f.Dim]; ok {
 			pushColumnFilter(&rw, col, f)
+			if f.Dim == DimSession && f.Pattern != "" && !f.glob() {
+				rw.add("session_id != ''")
+				table = "rollup INDEXED BY rollup_session"
+			}
 		}
 	}
 	if o != OrderByTime || len(rw.conds) == 0 {
@@ -623,7 +630,7 @@ func (s *SQLiteStore) requestRows(ctx context.Context, filters []Filter, o Order
 	for bottom := bucketIndex(lo); top >= bottom; {
 		w := rw.clone()
 		w.add("bucket BETWEEN ? AND ?", bottom*bucketSeconds, top*bucketSeconds)
-		rs, err := s.db.QueryContext(ctx, "SELECT bucket FROM rollup WHERE "+w.String()+
+		rs, err := s.db.QueryContext(ctx, "SELECT bucket FROM "+table+" WHERE "+w.String()+
 			" GROUP BY bucket ORDER BY bucket DESC LIMIT 64", w.args...)
 		if err != nil {
 			return err
