@@ -106,7 +106,8 @@ func BenchmarkPostgresQueries(b *testing.B) {
 			k := rng.IntN(1000)
 			sess := rng.IntN(20_000)
 			recs[i] = Record{
-				Time: start.Add(time.Duration(rng.Int64N(int64(90 * 24 * time.Hour)))),
+				// Appended in time order, as a live ledger is.
+				Time: start.Add(time.Duration(done+i) * (90 * 24 * time.Hour / time.Duration(n))),
 				Key:  fmt.Sprintf("key-%04d", k), Team: fmt.Sprintf("team-%02d", k%50), Customer: fmt.Sprintf("cust-%d", k%7),
 				Provider: "anthropic", Model: models[rng.IntN(len(models))], Surface: "anthropic_messages", Status: 200,
 				SessionID: fmt.Sprintf("sess-%05d", sess), RequestID: fmt.Sprintf("r%d", done+i),
