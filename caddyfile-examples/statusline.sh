@@ -40,15 +40,20 @@ token=$(printf '%s' "$token" | sed 's/[\\"]/\\&/g')
 
 # The key goes to curl on its standard input (-K -), never on its command
 # line, where other users of the machine could read it.
-out=$(
+resp=$(
 	{
 		printf 'header = "%s %s"\n' "$header" "$token"
 		if [ -n "$session" ]; then
 			printf 'header = "X-Claude-Code-Session-Id: %s"\n' "$session"
 		fi
-	} | curl -sf --max-time 3 -K - "${base%/}/llm_gateway/me?format=text" 2>/dev/null
+	} | curl -s --max-time 3 -w '\n%{http_code}' -K - "${base%/}/llm_gateway/me?format=text" 2>/dev/null
 ) || {
 	echo "llm_gateway: no answer from ${base%/}"
 	exit 0
 }
-printf '%s\n' "$out" | head -n 1
+code=$(printf '%s\n' "$resp" | tail -n 1)
+case $code in
+200) printf '%s\n' "$resp" | head -n 1 ;;
+401 | 403) echo "llm_gateway: key not accepted ($code)" ;;
+*) echo "llm_gateway: HTTP $code from ${base%/}" ;;
+esac

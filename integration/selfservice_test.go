@@ -3,6 +3,7 @@ package integration
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"os/exec"
 	"strings"
@@ -245,9 +246,13 @@ func TestStatusLineScript(t *testing.T) {
 	if got := run("ANTHROPIC_BASE_URL="+g.URL+"/", "ANTHROPIC_API_KEY="+aliceKey); got != want {
 		t.Errorf("statusline.sh (x-api-key) printed %q, want %q", got, want)
 	}
-	// A wrong key prints a short line, not an error page.
-	if got := run("ANTHROPIC_BASE_URL="+g.URL, "ANTHROPIC_AUTH_TOKEN=sk-wrong"); !strings.HasPrefix(got, "llm_gateway: no answer") || strings.Count(got, "\n") != 1 {
+	// A wrong key, or no gateway, prints a short line, not an error page.
+	if got := run("ANTHROPIC_BASE_URL="+g.URL, "ANTHROPIC_AUTH_TOKEN=sk-wrong"); got != "llm_gateway: key not accepted (401)\n" {
 		t.Errorf("wrong key: %q", got)
+	}
+	down := fmt.Sprintf("http://127.0.0.1:%d", freePort(t))
+	if got := run("ANTHROPIC_BASE_URL="+down, "ANTHROPIC_AUTH_TOKEN="+aliceKey); got != "llm_gateway: no answer from "+down+"\n" {
+		t.Errorf("no gateway: %q", got)
 	}
 	if got := run(); !strings.HasPrefix(got, "llm_gateway: set ANTHROPIC_BASE_URL") {
 		t.Errorf("no environment: %q", got)
