@@ -109,7 +109,7 @@ func TestUsageQueryAPI(t *testing.T) {
 	}
 	lines, err := csv.NewReader(strings.NewReader(string(body))).ReadAll()
 	must(t, err)
-	if len(lines) != 4 || strings.Join(lines[0], ",") != "key,model,requests,input_tokens,output_tokens,cache_read_tokens,cache_write_5m_tokens,cache_write_1h_tokens,web_search_requests,cost_usd,cost_nano_usd" {
+	if len(lines) != 4 || strings.Join(lines[0], ",") != "key,model,requests,input_tokens,output_tokens,cache_read_tokens,cache_write_5m_tokens,cache_write_1h_tokens,web_search_requests,cost_usd,cost_nano_usd,cache_hits,saved_usd,saved_nano_usd" {
 		t.Fatalf("csv:\n%s", body)
 	}
 	var csvSum int64
