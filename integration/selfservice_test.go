@@ -258,3 +258,33 @@ func TestStatusLineScript(t *testing.T) {
 		t.Errorf("no environment: %q", got)
 	}
 }
+
+// TestMeWithLiveKey: a key created through the admin API answers at
+// …/llm_gateway/me like a Caddyfile key (authenticated the same way), and
+// once revoked gets 401 there too.
+func TestMeWithLiveKey(t *testing.T) {
+	m := newMockAnthropic(t)
+	g := startGateway(t, gatewayOptions{Block: budgetBlock(m, "store sqlite "+t.TempDir()+"/u.db", "", "")})
+	resp, err := http.Post(g.AdminURL+"/llm_gateway/keys", "application/json",
+		strings.NewReader(`{"name": "dora", "team": "platform", "budgets": [{"usd": "5", "period": "day"}]}`))
+	must(t, err)
+	var created struct {
+		Secret string `json:"secret"`
+	}
+	must(t, json.NewDecoder(resp.Body).Decode(&created))
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusCreated || created.Secret == "" {
+		t.Fatalf("creating a live key: %d %+v", resp.StatusCode, created)
+	}
+	r, body := g.doRaw("GET", "/llm_gateway/me?format=text", map[string]string{"Authorization": "Bearer " + created.Secret}, "")
+	if r.StatusCode != 200 || body != "dora · today $0.00 · $5.00 left of $5/day\n" {
+		t.Errorf("live key at llm_gateway/me: %d %q", r.StatusCode, body)
+	}
+	req, _ := http.NewRequest("DELETE", g.AdminURL+"/llm_gateway/keys/dora", nil)
+	resp, err = http.DefaultClient.Do(req)
+	must(t, err)
+	resp.Body.Close()
+	if r, body := g.doRaw("GET", "/llm_gateway/me?format=text", map[string]string{"Authorization": "Bearer " + created.Secret}, ""); r.StatusCode != 401 {
+		t.Errorf("revoked live key at llm_gateway/me: %d %q", r.StatusCode, body)
+	}
+}
