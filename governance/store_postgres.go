@@ -171,8 +171,14 @@ func OpenPostgresStore(ctx context.Context, dsn string, opts PostgresOptions) (*
 	if cfg.ConnConfig.ConnectTimeout == 0 {
 		cfg.ConnConfig.ConnectTimeout = defaultPostgresConnectTimeout
 	}
-	if cfg.ConnConfig.RuntimeParams["application_name"] == "" {
-		cfg.ConnConfig.RuntimeParams["application_name"] = "llm_gateway"
+	// Session settings for the ledger's aggregations, unless the DSN sets
+	// them: enough work_mem for the planner to hash a month of groups in
+	// memory rather than sort them on disk, and no JIT (it costs more than
+	// it saves on these queries). An unknown setting fails the open.
+	for k, v := range map[string]string{"application_name": "llm_gateway", "work_mem": "64MB", "jit": "off"} {
+		if cfg.ConnConfig.RuntimeParams[k] == "" {
+			cfg.ConnConfig.RuntimeParams[k] = v
+		}
 	}
 	if pw := cfg.ConnConfig.Password; pw != "" {
 		red = strings.NewReplacer(pw, "xxxxx")
