@@ -359,7 +359,7 @@ func (x *exchange) serveHit(e *cache.Entry) {
 		var lv [16]string
 		values := append(lv[:0], x.key.Name, x.key.TeamName(), x.key.CustomerName(), x.provider, x.modelLabel())
 		values = x.st.labels.appendValues(values, x.r.Header)
-		cacheMetrics.saved.add(x.st.metrics.usage.get(values), x.saved)
+		x.st.metrics.saved.add(x.st.metrics.usage.get(values), x.saved)
 	}
 	if elf := logFields(x.r); elf != nil {
 		elf.Add(zap.String("llm.cache", cacheHit))

@@ -12,11 +12,11 @@ import (
 )
 
 // cacheCollectors are the response cache's metrics, created once per
-// process (the saved counter takes the cost counter's label names, fixed
-// by the first config) and registered on every config's registry.
+// process and registered on every config's registry (the saved counter,
+// with the cost counter's label names, is kept with the usage collector:
+// metrics.saved).
 type cacheCollectors struct {
 	requests *prometheus.CounterVec
-	saved    *savedCollector
 	bytes    prometheus.GaugeFunc
 }
 
@@ -25,17 +25,14 @@ var (
 	cacheMetrics     *cacheCollectors
 )
 
-// ensureCacheMetrics creates the collectors once, the saved counter with
-// the cost counter's label names.
-func ensureCacheMetrics(labelNames []string) {
+// ensureCacheMetrics creates the collectors once.
+func ensureCacheMetrics() {
 	cacheMetricsOnce.Do(func() {
 		cacheMetrics = &cacheCollectors{
 			requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 				Name: "llm_gateway_cache_requests_total",
 				Help: "Requests the response cache applied to, by result: hit (answered from the cache), miss (forwarded, and recorded), bypass (Cache-Control no-cache/no-store, or the cache is off for the key or surface).",
 			}, []string{"result"}),
-			saved: &savedCollector{desc: prometheus.NewDesc("llm_gateway_cache_saved_usd_total",
-				"US dollars cache hits saved: the cost of the original responses they replayed, exact to the nano-dollar.", labelNames, nil)},
 			bytes: prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 				Name: "llm_gateway_cache_bytes",
 				Help: "Bytes the response cache holds (its entries' cost against max_size).",
@@ -52,12 +49,12 @@ func ensureCacheMetrics(labelNames []string) {
 // provisionCacheMetrics creates the collectors on first use and registers
 // them on this config's registry.
 func provisionCacheMetrics(ctx caddy.Context, m *metrics) error {
-	ensureCacheMetrics(m.labelNames)
+	ensureCacheMetrics()
 	reg := ctx.GetMetricsRegistry()
 	if reg == nil {
 		return nil
 	}
-	for _, c := range []prometheus.Collector{cacheMetrics.requests, cacheMetrics.saved, cacheMetrics.bytes} {
+	for _, c := range []prometheus.Collector{cacheMetrics.requests, cacheMetrics.bytes} {
 		if err := reg.Register(c); err != nil {
 			var are prometheus.AlreadyRegisteredError
 			if !errors.As(err, &are) {
@@ -66,6 +63,13 @@ func provisionCacheMetrics(ctx caddy.Context, m *metrics) error {
 		}
 	}
 	return nil
+}
+
+// newSavedCollector is llm_gateway_cache_saved_usd_total with these label
+// names (the cost counter's).
+func newSavedCollector(labelNames []string) *savedCollector {
+	return &savedCollector{desc: prometheus.NewDesc("llm_gateway_cache_saved_usd_total",
+		"US dollars cache hits saved: the cost of the original responses they replayed, exact to the nano-dollar.", labelNames, nil)}
 }
 
 // savedCollector is llm_gateway_cache_saved_usd_total: integer nano-dollars

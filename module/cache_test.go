@@ -23,7 +23,7 @@ import (
 	"github.com/llmgateway/caddy-llm-gateway/providers/llm"
 )
 
-func init() { ensureCacheMetrics(baseLabels) }
+func init() { ensureCacheMetrics() }
 
 // countingUpstream answers with a fixed body and counts the calls.
 type countingUpstream struct {

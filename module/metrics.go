@@ -21,11 +21,16 @@ import (
 var baseLabels = []string{"key", "team", "customer", "provider", "model"}
 
 // metrics are created once per process and registered on every config's
-// registry, so values survive reloads. Their label names are fixed for the
-// life of the process (collectors cannot change them).
+// registry, so values survive reloads. The per-request series (usage and
+// cache savings) carry the config's metrics_label names: each set of names
+// has its own collectors, kept for the life of the process, so a reload that
+// changes metrics_label starts series with the new labels at once and a
+// reload back finds the old values again.
 type metrics struct {
 	labelNames []string // baseLabels + metrics_label names
 	usage      *usageCollector
+	// saved is llm_gateway_cache_saved_usd_total, with usage's labels.
+	saved      *savedCollector
 	rejections *prometheus.CounterVec
 	upstream   *prometheus.HistogramVec
 	ttft       *prometheus.HistogramVec
@@ -49,7 +54,16 @@ type metrics struct {
 var (
 	metricsMu     sync.Mutex
 	globalMetrics *metrics
+	// labelledMetrics are the per-request collectors by label names.
+	labelledMetrics = map[string]*labelledCollectors{}
 )
+
+// labelledCollectors are the collectors whose label names follow
+// metrics_label.
+type labelledCollectors struct {
+	usage *usageCollector
+	saved *savedCollector
+}
 
 // provisionMetrics creates the collectors on first use and registers them
 // on this config's registry.
@@ -59,26 +73,30 @@ func provisionMetrics(ctx caddy.Context, extra []*MetricsLabelConfig, logger *za
 		names = append(names, l.Name)
 	}
 	metricsMu.Lock()
-	m := globalMetrics
-	if m == nil {
-		m = newMetrics(names)
-		globalMetrics = m
+	if globalMetrics == nil {
+		globalMetrics = newMetrics(slices.Clone(baseLabels))
 		// Exported at 0 from the start, so rate() and the shipped alert
 		// rules see the series before the first error.
 		for _, op := range [...]string{"admit", "settle", "renew", "sweep", "status"} {
-			m.storeErrors.WithLabelValues(op)
+			globalMetrics.storeErrors.WithLabelValues(op)
 		}
-	} else if !slices.Equal(m.labelNames, names) {
-		logger.Warn("metrics_label changed: metric label names are fixed for the life of the process; the new labels take effect at the next start",
-			zap.Strings("current", m.labelNames[len(baseLabels):]), zap.Strings("configured", names[len(baseLabels):]))
 	}
+	sig := strings.Join(names, "\x00")
+	lc := labelledMetrics[sig]
+	if lc == nil {
+		lc = &labelledCollectors{usage: newUsageCollector(names), saved: newSavedCollector(names)}
+		labelledMetrics[sig] = lc
+	}
+	m := new(metrics)
+	*m = *globalMetrics
+	m.labelNames, m.usage, m.saved = names, lc.usage, lc.saved
 	metricsMu.Unlock()
 
 	reg := ctx.GetMetricsRegistry()
 	if reg == nil {
 		return m, nil
 	}
-	for _, c := range []prometheus.Collector{m.usage, m.rejections, m.upstream, m.ttft, m.overhead, m.storeErrors, m.settlementsDropped, m.budgetWarnings, m.budgets, m.attempts, m.cooldowns, m.keyEvents} {
+	for _, c := range []prometheus.Collector{m.usage, m.saved, m.rejections, m.upstream, m.ttft, m.overhead, m.storeErrors, m.settlementsDropped, m.budgetWarnings, m.budgets, m.attempts, m.cooldowns, m.keyEvents} {
 		if err := reg.Register(c); err != nil {
 			var are prometheus.AlreadyRegisteredError
 			if !errors.As(err, &are) {
@@ -100,6 +118,7 @@ func newMetrics(labelNames []string) *metrics {
 	return &metrics{
 		labelNames: labelNames,
 		usage:      newUsageCollector(labelNames),
+		saved:      newSavedCollector(labelNames),
 		rejections: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "llm_gateway_rejections_total",
 			Help: "Requests the gateway refused itself, by reason.",
