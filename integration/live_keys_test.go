@@ -220,6 +220,12 @@ func TestLiveKeys(t *testing.T) {
 	if _, err := daveNew.Messages.New(ctx, messageParams("claude-sonnet-4-5")); apiStatus(err) != 401 {
 		t.Fatalf("revoked key: %v", err)
 	}
+	// The OpenAI surface answers in its own shape.
+	if status, doc := rawPostPath(t, g.URL+"/v1/chat/completions", fresh); status != 401 || doc["type"] != nil {
+		t.Fatalf("revoked key on the OpenAI surface: %d %v", status, doc)
+	} else if typ, _ := errorType(doc); typ == "" {
+		t.Fatalf("revoked key on the OpenAI surface: no error type: %v", doc)
+	}
 	// The revoked name no longer conflicts.
 	g.load(conflict)
 	g.load(reloaded)
