@@ -86,7 +86,11 @@ func TestAnthropicSurfaceOnEveryCloud(t *testing.T) {
 	} {
 		t.Run(tc.provider, func(t *testing.T) {
 			g.load(gatewayOptions{Block: block(tc.route)})
-			c := newClient(g, "/anthropic", option.WithAuthToken(aliceKey))
+			// Right after a reload a new connection can still land on the
+			// old server as it shuts down and be closed unanswered (a client
+			// sees EOF before the request was read); the SDK retries that,
+			// as Claude Code does.
+			c := newClient(g, "/anthropic", option.WithAuthToken(aliceKey), option.WithMaxRetries(2))
 			before := tc.upstream()
 			for _, stream := range []bool{true, false} {
 				if stream {
