@@ -126,7 +126,7 @@ type pgGroup struct {
 
 // aggregate runs SELECT exprs…, [idx, off,] sums FROM the ledger WHERE w
 // GROUP BY all but the sums; cal, when not nil, adds the calendar columns.
-func (s *PostgresStore) aggregate(ctx context.Context, exprs []string, cal *pgCalendar, w *pgWhere, fn func(g *pgGroup)) error {
+func (s *PostgresStore) aggregate(ctx context.Context, src pgSource, exprs []string, cal *pgCalendar, w *pgWhere, fn func(g *pgGroup)) error {
 	sel := append([]string{}, exprs...)
 	if cal != nil {
 		sel = append(sel, cal.idx, cal.off)
@@ -139,7 +139,7 @@ func (s *PostgresStore) aggregate(ctx context.Context, exprs []string, cal *pgCa
 		}
 		group = " GROUP BY " + strings.Join(n, ", ")
 	}
-	sel = append(sel, pgLedgerSums)
+	sel = append(sel, src.sums)
 	// The planner cannot tell how few groups a calendar or label
 	// expression makes and would sort every row (on disk, past work_mem);
 	// hashing the groups is several times faster, so the aggregation runs
@@ -148,7 +148,7 @@ func (s *PostgresStore) aggregate(ctx context.Context, exprs []string, cal *pgCa
 		if _, err := tx.Exec(ctx, "SET LOCAL enable_sort = off"); err != nil {
 			return err
 		}
-		rows, err := tx.Query(ctx, `SELECT `+strings.Join(sel, ", ")+` FROM llm_gateway_ledger WHERE `+w.sql()+group, w.args...)
+		rows, err := tx.Query(ctx, `SELECT `+strings.Join(sel, ", ")+` FROM `+src.table+` WHERE `+w.sql()+group, w.args...)
 		if err != nil {
 			return err
 		}
@@ -270,7 +270,7 @@ func (s *PostgresStore) Usage(ctx context.Context, q UsageQuery) ([]UsageRow, er
 		days := map[string]*Totals{}
 		var cal *pgCalendar
 		if cal, ok, err = s.calendar(ctx, w, loc, false); ok {
-			err = s.aggregate(ctx, nil, cal, w, func(g *pgGroup) {
+			err = s.aggregate(ctx, pgLedgerSource, nil, cal, w, func(g *pgGroup) {
 				day := cal.value(DimDay, g.t, g.off)
 				if days[day] == nil {
 					days[day] = new(Totals)
@@ -281,7 +281,7 @@ func (s *PostgresStore) Usage(ctx context.Context, q UsageQuery) ([]UsageRow, er
 		rows = dayRows(days)
 	} else {
 		rows = []UsageRow{}
-		err = s.aggregate(ctx, []string{usageColumn(q.GroupBy)}, nil, w, func(g *pgGroup) {
+		err = s.aggregate(ctx, pgLedgerSource, []string{usageColumn(q.GroupBy)}, nil, w, func(g *pgGroup) {
 			rows = append(rows, UsageRow{Group: g.vals[0], Totals: g.totals})
 		})
 	}
@@ -303,11 +303,14 @@ func usageColumn(g GroupBy) string {
 	return "''" // an unknown grouping puts everything in one group, as MemoryStore does
 }
 
-// Report implements Store. PostgreSQL filters (exact and glob, columns and
-// labels) and groups by every column and label dimension, and by local
-// hour or day of q.Location when a calendar dimension or filter is asked
-// for (folded into weeks and months here); the groups are sorted and paged
-// exactly as every other store does.
+// Report implements Store. The rollup answers the whole 15-minute buckets
+// of the range when it holds every dimension and filter (see
+// store_postgres_rollup.go); otherwise, and for the partial buckets at the
+// range's ends, PostgreSQL filters (exact and glob, columns and labels)
+// and groups the ledger rows by every column and label dimension. Either
+// groups by local hour or day of q.Location when a calendar dimension or
+// filter is asked for (folded into weeks and months here); the groups are
+// sorted and paged exactly as every other store does.
 func (s *PostgresStore) Report(ctx context.Context, q ReportQuery) (Report, error) {
 	b := newReportBuilder(q)
 	if _, err := parseCursor(q.Cursor); err != nil {
@@ -317,31 +320,37 @@ func (s *PostgresStore) Report(ctx context.Context, q ReportQuery) (Report, erro
 	if !ok {
 		return b.report()
 	}
+	if err := s.reportInto(ctx, b, lo, hi); err != nil {
+		return Report{}, fmt.Errorf("postgres store: report: %w", s.scrub(err))
+	}
+	return b.report()
+}
+
+// reportRows adds the ledger rows of [lo, hi] to b.
+func (s *PostgresStore) reportRows(ctx context.Context, b *reportBuilder, lo, hi int64) error {
 	w := newPgWhere(lo, hi)
-	calFilters := w.filters(q.Filters)
-	byTime := len(calFilters) > 0
-	hourly := false
-	for _, f := range calFilters {
-		hourly = hourly || f.Dim == DimHour
-	}
-	for _, d := range q.Dims {
-		byTime = byTime || calendarDim(d)
-		hourly = hourly || d == DimHour
-	}
+	calFilters := w.filters(b.q.Filters)
+	byTime, hourly := calendarNeeds(b.q.Dims, calFilters)
 	// The calendar's range query reads the WHERE arguments only: it comes
 	// before the label dimensions add theirs.
 	var cal *pgCalendar
 	if byTime {
+		var ok bool
 		var err error
-		if cal, ok, err = s.calendar(ctx, w, b.loc, hourly); err != nil {
-			return Report{}, fmt.Errorf("postgres store: report: %w", s.scrub(err))
-		} else if !ok {
-			return b.report()
+		if cal, ok, err = s.calendar(ctx, w, b.loc, hourly); err != nil || !ok {
+			return err
 		}
 	}
+	return s.reportGroups(ctx, b, w, cal, calFilters, pgLedgerSource)
+}
+
+// reportGroups aggregates src WHERE w by b's dimensions (cal, when not
+// nil, grouping by local hour or day) into b, checking the calendar
+// filters on each group.
+func (s *PostgresStore) reportGroups(ctx context.Context, b *reportBuilder, w *pgWhere, cal *pgCalendar, calFilters []Filter, src pgSource) error {
 	var exprs []string
-	pos := make([]int, len(q.Dims)) // index into exprs, or -1 for a calendar dim
-	for i, d := range q.Dims {
+	pos := make([]int, len(b.q.Dims)) // index into exprs, or -1 for a calendar dim
+	for i, d := range b.q.Dims {
 		if e := w.dimExpr(d); e != "" {
 			pos[i] = len(exprs)
 			exprs = append(exprs, e)
@@ -355,26 +364,17 @@ func (s *PostgresStore) Report(ctx context.Context, q ReportQuery) (Report, erro
 				return
 			}
 		}
-		vals := make([]string, len(q.Dims))
-		for i, d := range q.Dims {
+		vals := make([]string, len(b.q.Dims))
+		for i, d := range b.q.Dims {
 			if pos[i] >= 0 {
 				vals[i] = g.vals[pos[i]]
 			} else {
 				vals[i] = cal.value(d, g.t, g.off)
 			}
 		}
-		k := strings.Join(vals, "\x00")
-		row := b.groups[k]
-		if row == nil {
-			row = &ReportRow{Values: vals}
-			b.groups[k] = row
-		}
-		row.Totals.Add(g.totals)
+		b.addGroup(vals, &g.totals)
 	}
-	if err := s.aggregate(ctx, exprs, cal, w, add); err != nil {
-		return Report{}, fmt.Errorf("postgres store: report: %w", s.scrub(err))
-	}
-	return b.report()
+	return s.aggregate(ctx, src, exprs, cal, w, add)
 }
 
 // pgRecordColumns are the ledger columns scanRecordPg reads.
@@ -494,8 +494,13 @@ func (s *PostgresStore) Requests(ctx context.Context, q RequestsQuery) (RequestP
 		return b.page(), nil
 	}
 	p := RequestPage{Rows: []Record{}}
-	if err := s.aggregate(ctx, nil, nil, w, func(g *pgGroup) { p.Total = g.totals }); err != nil {
+	// The total is a report's: the rollup's, where it holds the filters.
+	tb := newReportBuilder(ReportQuery{Filters: q.Filters, Location: q.Location})
+	if err := s.reportInto(ctx, tb, lo, hi); err != nil {
 		return fail(err)
+	}
+	for _, g := range tb.groups {
+		p.Total.Add(g.Totals)
 	}
 	k := requestOrderExpr(b.order)
 	if b.cursor {

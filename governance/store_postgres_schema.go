@@ -92,6 +92,8 @@ var postgresLedgerSchema = []string{
 		PRIMARY KEY (kind, name, bucket)
 	);
 	CREATE INDEX llm_gateway_totals_all_time ON llm_gateway_totals (kind, name) WHERE bucket = 0;`,
+	// 2: the rollup (see postgresRollupSchema).
+	postgresRollupSchema,
 }
 
 // PostgresMigrate brings component's tables in the database up to
