@@ -52,7 +52,14 @@ type PostgresOptions struct {
 	// OnClose, when not nil, is called once at the end of Close with the
 	// store's final counters (for metrics that outlive the store).
 	OnClose func(PostgresStats)
+	// PruneEvery is how often rows older than the retention (SetRetention)
+	// are pruned (default 1 minute).
+	PruneEvery time.Duration
 
+	// now, a test hook, replaces time.Now for retention.
+	now func() time.Time
+	// pruneRows, a test hook, replaces pgPruneStepRows.
+	pruneRows int
 	// sleep, a test hook, replaces the retry backoff wait; it must return
 	// early when stop is closed.
 	sleep func(d time.Duration, stop <-chan struct{})
@@ -72,6 +79,8 @@ type PostgresStats struct {
 	Dropped int64
 	// Queued is the number of entries waiting for the writer right now.
 	Queued int
+	// Pruned is the number of rows this store deleted for the retention.
+	Pruned int64
 }
 
 // PostgresStore is the fleet's Store: every instance writes one PostgreSQL
@@ -125,6 +134,12 @@ type PostgresStore struct {
 
 	closeOnce sync.Once
 	closeErr  error
+
+	retention   atomic.Int64 // nanoseconds; 0 keeps rows for ever
+	pruned      atomic.Int64
+	pruneCtx    context.Context
+	pruneCancel context.CancelFunc
+	pruneDone   chan struct{}
 }
 
 var _ Store = (*PostgresStore)(nil)
@@ -158,6 +173,15 @@ func OpenPostgresStore(ctx context.Context, dsn string, opts PostgresOptions) (*
 	}
 	if opts.sleep == nil {
 		opts.sleep = sleepUnlessStopped
+	}
+	if opts.PruneEvery <= 0 {
+		opts.PruneEvery = defaultPostgresPruneEvery
+	}
+	if opts.now == nil {
+		opts.now = time.Now
+	}
+	if opts.pruneRows <= 0 {
+		opts.pruneRows = pgPruneStepRows
 	}
 	red := dsnRedactor(dsn)
 	fail := func(err error) error {
@@ -201,6 +225,8 @@ func OpenPostgresStore(ctx context.Context, dsn string, opts PostgresOptions) (*
 		tot:      newPgTotals(),
 	}
 	s.pool2.New = func() any { return new(Record) }
+	s.pruneCtx, s.pruneCancel = context.WithCancel(context.Background())
+	s.pruneDone = make(chan struct{})
 	if err := PostgresMigrate(ctx, pool, PostgresLedgerComponent, postgresLedgerSchema); err != nil {
 		pool.Close()
 		return nil, fail(err)
@@ -210,6 +236,7 @@ func OpenPostgresStore(ctx context.Context, dsn string, opts PostgresOptions) (*
 		return nil, fail(err)
 	}
 	go s.run()
+	go s.pruneLoop()
 	return s, nil
 }
 
@@ -315,6 +342,8 @@ func (s *PostgresStore) Close() error {
 		s.mu.Unlock()
 		s.queue <- pgOp{stop: true} // Record never blocks, so the queue drains
 		<-s.done
+		s.pruneCancel()
+		<-s.pruneDone
 		s.pool.Close()
 		if s.writeErr != nil {
 			s.closeErr = fmt.Errorf("postgres store: %d usage records lost: %w", s.lost, s.writeErr)
@@ -334,6 +363,7 @@ func (s *PostgresStore) Stats() PostgresStats {
 		WriteErrors: s.writeErrors.Load(),
 		Dropped:     s.dropped.Load(),
 		Queued:      len(s.queue),
+		Pruned:      s.pruned.Load(),
 	}
 }
 

@@ -37,7 +37,8 @@ var postgresRollupSelect = func(table string) string {
 }
 
 // postgresRollupSchema is ledger schema step 2: the rollup table (bucket
-// is the 15-minute bucket's index, Unix time / 15 min), the trigger that
+// is the 15-minute bucket's index, Unix time / 15 min; a (key, bucket)
+// index for one key's reports and request totals), the trigger that
 // keeps it, and the rows already in the ledger rolled up. Creating the
 // trigger locks out concurrent writers until the step commits, so no row
 // is missed or counted twice.
@@ -71,6 +72,7 @@ var postgresRollupSchema = func() string {
 		saved_nano_usd        BIGINT  NOT NULL,
 		PRIMARY KEY (bucket, ` + postgresRollupKey + `)
 	);
+	CREATE INDEX llm_gateway_rollup_key ON llm_gateway_rollup (key, bucket);
 	CREATE FUNCTION llm_gateway_rollup_rows() RETURNS trigger LANGUAGE plpgsql AS $fn$
 	BEGIN
 		` + strings.Replace(upsert, "%s", "llm_gateway_new_rows", 1) + `;

@@ -12,7 +12,8 @@ import (
 // reaches rows the rollup already holds, which trails the clock by minutes.
 const MinRetention = time.Hour
 
-// retentionLedger is a ledger that prunes old rows (the SQLite ledger).
+// retentionLedger is a ledger that prunes old rows (the SQLite and
+// PostgreSQL ledgers).
 type retentionLedger interface {
 	SetRetention(d time.Duration)
 }

@@ -22,6 +22,8 @@ var (
 		"Usage rows lost before reaching the PostgreSQL ledger: the in-memory queue was full while PostgreSQL was unreachable, or rows were still unwritable at shutdown.", nil, nil)
 	descErrors = prometheus.NewDesc("llm_gateway_ledger_postgres_write_errors_total",
 		"Failed attempts to write a batch of usage rows to PostgreSQL (each batch is retried).", nil, nil)
+	descPruned = prometheus.NewDesc("llm_gateway_ledger_postgres_rows_pruned_total",
+		"Ledger rows this instance deleted for being older than the retention (the rollup keeps their totals).", nil, nil)
 	descQueued = prometheus.NewDesc("llm_gateway_ledger_postgres_queued_rows",
 		"Usage rows waiting in memory for the PostgreSQL ledger.", nil, nil)
 )
@@ -40,6 +42,7 @@ func retire(s *governance.PostgresStore, st governance.PostgresStats) {
 	retired.Committed += st.Committed
 	retired.Dropped += st.Dropped
 	retired.WriteErrors += st.WriteErrors
+	retired.Pruned += st.Pruned
 }
 
 type collector struct{}
@@ -49,6 +52,7 @@ func (collector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- descDropped
 	ch <- descErrors
 	ch <- descQueued
+	ch <- descPruned
 }
 
 func (collector) Collect(ch chan<- prometheus.Metric) {
@@ -60,12 +64,14 @@ func (collector) Collect(ch chan<- prometheus.Metric) {
 		sum.Dropped += st.Dropped
 		sum.WriteErrors += st.WriteErrors
 		sum.Queued += st.Queued
+		sum.Pruned += st.Pruned
 	}
 	metricsMu.Unlock()
 	ch <- prometheus.MustNewConstMetric(descCommitted, prometheus.CounterValue, float64(sum.Committed))
 	ch <- prometheus.MustNewConstMetric(descDropped, prometheus.CounterValue, float64(sum.Dropped))
 	ch <- prometheus.MustNewConstMetric(descErrors, prometheus.CounterValue, float64(sum.WriteErrors))
 	ch <- prometheus.MustNewConstMetric(descQueued, prometheus.GaugeValue, float64(sum.Queued))
+	ch <- prometheus.MustNewConstMetric(descPruned, prometheus.CounterValue, float64(sum.Pruned))
 }
 
 // registerMetrics registers the ledger's collector on a config's registry
