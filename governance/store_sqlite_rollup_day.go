@@ -148,6 +148,18 @@ func (s *SQLiteStore) rollUpDays(ctx context.Context, loc *time.Location) (done 
 	if end <= wm {
 		return true, tx.Commit()
 	}
+	// Skip the days without rows at once (a ledger with a gap, or whose
+	// watermark is far ahead of its rows).
+	var next sql.NullInt64
+	if err := tx.QueryRowContext(ctx, "SELECT MIN(bucket) FROM rollup WHERE bucket >= ?",
+		dayStart(wm, loc)/int64(time.Second)).Scan(&next); err != nil {
+		return false, err
+	}
+	if !next.Valid {
+		wm = end
+	} else {
+		wm = max(wm, min(end, localDay(next.Int64*int64(time.Second), loc)))
+	}
 	stop := min(end, wm+rollUpDaysStep)
 	for d := wm; d < stop; d++ {
 		lo, hi := dayStart(d, loc), dayStart(d+1, loc)
