@@ -140,6 +140,10 @@ type PostgresStore struct {
 	pruneCtx    context.Context
 	pruneCancel context.CancelFunc
 	pruneDone   chan struct{}
+
+	dayZone   atomic.Pointer[time.Location] // SetLocation's zone
+	zoneKick  chan struct{}
+	zoneCache atomic.Pointer[pgZoneCache]
 }
 
 var _ Store = (*PostgresStore)(nil)
@@ -227,6 +231,7 @@ func OpenPostgresStore(ctx context.Context, dsn string, opts PostgresOptions) (*
 	s.pool2.New = func() any { return new(Record) }
 	s.pruneCtx, s.pruneCancel = context.WithCancel(context.Background())
 	s.pruneDone = make(chan struct{})
+	s.zoneKick = make(chan struct{}, 1)
 	if err := PostgresMigrate(ctx, pool, PostgresLedgerComponent, postgresLedgerSchema); err != nil {
 		pool.Close()
 		return nil, fail(err)

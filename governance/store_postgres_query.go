@@ -320,10 +320,31 @@ func (s *PostgresStore) Report(ctx context.Context, q ReportQuery) (Report, erro
 	if !ok {
 		return b.report()
 	}
-	if err := s.reportInto(ctx, b, lo, hi); err != nil {
+	if err := s.reportAll(ctx, b, lo, hi); err != nil {
 		return Report{}, fmt.Errorf("postgres store: report: %w", s.scrub(err))
 	}
 	return b.report()
+}
+
+// reportAll adds [lo, hi] to b: whole local days from the day rollup when
+// it holds the query, the rest through reportInto.
+func (s *PostgresStore) reportAll(ctx context.Context, b *reportBuilder, lo, hi int64) error {
+	dlo, dhi, err := s.reportDays(ctx, b, lo, hi)
+	if err != nil {
+		return err
+	}
+	if dlo >= dhi {
+		return s.reportInto(ctx, b, lo, hi)
+	}
+	if lo < dlo {
+		if err := s.reportInto(ctx, b, lo, dlo-1); err != nil {
+			return err
+		}
+	}
+	if dhi <= hi {
+		return s.reportInto(ctx, b, dhi, hi)
+	}
+	return nil
 }
 
 // reportRows adds the ledger rows of [lo, hi] to b.
@@ -496,7 +517,7 @@ func (s *PostgresStore) Requests(ctx context.Context, q RequestsQuery) (RequestP
 	p := RequestPage{Rows: []Record{}}
 	// The total is a report's: the rollup's, where it holds the filters.
 	tb := newReportBuilder(ReportQuery{Filters: q.Filters, Location: q.Location})
-	if err := s.reportInto(ctx, tb, lo, hi); err != nil {
+	if err := s.reportAll(ctx, tb, lo, hi); err != nil {
 		return fail(err)
 	}
 	for _, g := range tb.groups {

@@ -30,7 +30,16 @@ const (
 // rollup keeps their totals.
 func (s *PostgresStore) SetRetention(d time.Duration) { s.retention.Store(int64(max(d, 0))) }
 
-// pruneLoop prunes every PruneEvery until Close.
+// reportZone reports a failed day-rollup zone registration (retried at
+// the next round).
+func (s *PostgresStore) reportZone(err error) {
+	if err != nil && s.pruneCtx.Err() == nil {
+		s.report(fmt.Errorf("postgres store: building the day rollup (reports read the 15-minute rollup meanwhile): %w", s.scrub(err)))
+	}
+}
+
+// pruneLoop registers the day rollup's zone (at SetLocation, and retried
+// every PruneEvery) and prunes every PruneEvery, until Close.
 func (s *PostgresStore) pruneLoop() {
 	defer close(s.pruneDone)
 	t := time.NewTicker(s.opts.PruneEvery)
@@ -39,7 +48,10 @@ func (s *PostgresStore) pruneLoop() {
 		select {
 		case <-s.closing:
 			return
+		case <-s.zoneKick:
+			s.reportZone(s.registerZone(s.pruneCtx))
 		case <-t.C:
+			s.reportZone(s.registerZone(s.pruneCtx))
 			if _, err := s.prune(s.pruneCtx); err != nil && s.pruneCtx.Err() == nil {
 				s.report(fmt.Errorf("postgres store: pruning rows older than the retention: %w", s.scrub(err)))
 			}

@@ -36,6 +36,17 @@ var postgresRollupSelect = func(table string) string {
 		` FROM ` + table + ` GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9 ORDER BY 1, 2, 3, 4, 5, 6, 7, 8, 9`
 }
 
+// postgresRollupUpsert adds the rows of a table (%s) to the rollup.
+var postgresRollupUpsert = func() string {
+	var updates []string
+	for _, c := range strings.Split(pgTotalsCols, ", ") {
+		updates = append(updates, c+" = r."+c+" + excluded."+c)
+	}
+	return `INSERT INTO llm_gateway_rollup AS r (bucket, ` + postgresRollupKey + `, ` + pgTotalsCols + `)
+		` + postgresRollupSelect("%s") + `
+		ON CONFLICT (bucket, ` + postgresRollupKey + `) DO UPDATE SET ` + strings.Join(updates, ", ")
+}()
+
 // postgresRollupSchema is ledger schema step 2: the rollup table (bucket
 // is the 15-minute bucket's index, Unix time / 15 min; a (key, bucket)
 // index for one key's reports and request totals), the trigger that
@@ -43,13 +54,7 @@ var postgresRollupSelect = func(table string) string {
 // trigger locks out concurrent writers until the step commits, so no row
 // is missed or counted twice.
 var postgresRollupSchema = func() string {
-	var updates []string
-	for _, c := range strings.Split(pgTotalsCols, ", ") {
-		updates = append(updates, c+" = r."+c+" + excluded."+c)
-	}
-	upsert := `INSERT INTO llm_gateway_rollup AS r (bucket, ` + postgresRollupKey + `, ` + pgTotalsCols + `)
-		` + postgresRollupSelect("%s") + `
-		ON CONFLICT (bucket, ` + postgresRollupKey + `) DO UPDATE SET ` + strings.Join(updates, ", ")
+	upsert := postgresRollupUpsert
 	return `CREATE TABLE llm_gateway_rollup (
 		bucket                BIGINT  NOT NULL,
 		key                   TEXT    NOT NULL,

@@ -27,7 +27,8 @@ func rollupMismatches(t *testing.T, pool *pgxpool.Pool) (mismatches, rows int) {
 
 // reportsMatch checks reports the rollup answers (and some it does not)
 // against a MemoryStore holding want.
-func reportsMatch(t *testing.T, s *PostgresStore, want []Record, from, to time.Time) {
+// With pruned, queries the rollups cannot answer (odd's) are left out.
+func reportsMatch(t *testing.T, s *PostgresStore, want []Record, from, to time.Time, pruned bool) {
 	t.Helper()
 	mem := NewMemoryStore()
 	for i := range want {
@@ -35,7 +36,23 @@ func reportsMatch(t *testing.T, s *PostgresStore, want []Record, from, to time.T
 	}
 	ctx := context.Background()
 	ny, kathmandu := mustLoad(t, "America/New_York"), mustLoad(t, "Asia/Kathmandu")
+	odd := time.FixedZone("odd", 5*3600+17*60+13)
+	// Day rollups in UTC, New York and Kathmandu (not in odd: not whole
+	// quarter hours).
+	for _, z := range []*time.Location{time.UTC, kathmandu, odd, ny} {
+		s.SetLocation(z)
+		if err := s.registerZone(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var zones int
+	if err := s.Pool().QueryRow(ctx, `SELECT COUNT(*) FROM llm_gateway_rollup_day_zone`).Scan(&zones); err != nil || zones != 3 {
+		t.Fatalf("%d day-rollup zones, %v", zones, err)
+	}
 	for i, q := range []ReportQuery{
+		{Dims: []Dim{DimModel, DimMonth}, Location: kathmandu},
+		{Dims: []Dim{DimCustomer, DimDay}, Location: odd},
+		{Dims: []Dim{DimTeam}, Filters: []Filter{{DimWeek, "2026-11-*"}, {DimModel, "gpt-5"}}, Location: ny},
 		{Dims: []Dim{DimTeam, DimModel, DimDay}},
 		{Dims: []Dim{DimTeam, DimModel, DimDay}, Location: ny},
 		{Dims: []Dim{DimKey, DimHour}, Location: kathmandu, Filters: []Filter{{DimModel, "claude-*"}}},
@@ -43,6 +60,9 @@ func reportsMatch(t *testing.T, s *PostgresStore, want []Record, from, to time.T
 		{Dims: []Dim{DimWeek, DimRejection}, Filters: []Filter{{DimDay, "2026-11-2?"}}, Location: ny},
 		{Dims: nil, Filters: []Filter{{DimTeam, "platform"}}},
 	} {
+		if pruned && q.Location == odd {
+			continue
+		}
 		q.From, q.To = from, to
 		w, err := mem.Report(ctx, q)
 		if err != nil {
@@ -90,7 +110,7 @@ func TestPostgresRollup(t *testing.T) {
 		if m, n := rollupMismatches(t, a.Pool()); m != 0 || n == 0 {
 			t.Fatalf("rollup: %d mismatching rows of %d", m, n)
 		}
-		reportsMatch(t, a, append(ra, rb...), time.Time{}, time.Time{})
+		reportsMatch(t, a, append(ra, rb...), time.Time{}, time.Time{}, false)
 		// A range cutting buckets: whole ones from the rollup, the ends from rows.
 		from, to := base.Add(17*time.Minute+3), base.Add(5*time.Hour+44*time.Minute)
 		var in []Record
@@ -99,7 +119,7 @@ func TestPostgresRollup(t *testing.T) {
 				in = append(in, r)
 			}
 		}
-		reportsMatch(t, a, in, from, to)
+		reportsMatch(t, a, in, from, to, false)
 	})
 
 	t.Run("Retention", func(t *testing.T) {
@@ -137,7 +157,7 @@ func TestPostgresRollup(t *testing.T) {
 			t.Fatalf("%d rows left (first %v), want %d from %v", len(rows), rows[0].Time, kept, cut)
 		}
 		// The rollup still answers for every row, pruned or not.
-		reportsMatch(t, s, recs, time.Time{}, time.Time{})
+		reportsMatch(t, s, recs, time.Time{}, time.Time{}, true)
 		if n, err := s.Prune(ctx); err != nil || n != 0 {
 			t.Fatalf("second Prune: %d, %v", n, err)
 		}
@@ -152,15 +172,16 @@ func TestPostgresRollup(t *testing.T) {
 		}
 		flush(t, old)
 		// Back to what the previous release left: schema 1, no rollup.
-		if _, err := old.Pool().Exec(ctx, `DROP TABLE llm_gateway_rollup; DROP TRIGGER llm_gateway_ledger_rollup ON llm_gateway_ledger;
-			DROP FUNCTION llm_gateway_rollup_rows(); DELETE FROM `+PostgresMigrationsTable+` WHERE component = 'ledger' AND version = 2`); err != nil {
+		if _, err := old.Pool().Exec(ctx, `DROP TABLE llm_gateway_rollup, llm_gateway_rollup_day, llm_gateway_rollup_day_zone;
+			DROP TRIGGER llm_gateway_ledger_rollup ON llm_gateway_ledger; DROP FUNCTION llm_gateway_rollup_rows();
+			DELETE FROM `+PostgresMigrationsTable+` WHERE component = 'ledger' AND version >= 2`); err != nil {
 			t.Fatal(err)
 		}
 		if err := old.Close(); err != nil {
 			t.Fatal(err)
 		}
 		s := openPostgres(t, dsn, PostgresOptions{})
-		if v, err := postgresSchemaVersion(ctx, s.Pool(), PostgresLedgerComponent); err != nil || v != 2 {
+		if v, err := postgresSchemaVersion(ctx, s.Pool(), PostgresLedgerComponent); err != nil || v != len(postgresLedgerSchema) {
 			t.Fatalf("schema version %d, %v", v, err)
 		}
 		for i := range recs[1000:] {
@@ -170,6 +191,6 @@ func TestPostgresRollup(t *testing.T) {
 		if m, n := rollupMismatches(t, s.Pool()); m != 0 || n == 0 {
 			t.Fatalf("rollup: %d mismatching rows of %d", m, n)
 		}
-		reportsMatch(t, s, recs, time.Time{}, time.Time{})
+		reportsMatch(t, s, recs, time.Time{}, time.Time{}, false)
 	})
 }

@@ -94,6 +94,8 @@ var postgresLedgerSchema = []string{
 	CREATE INDEX llm_gateway_totals_all_time ON llm_gateway_totals (kind, name) WHERE bucket = 0;`,
 	// 2: the rollup (see postgresRollupSchema).
 	postgresRollupSchema,
+	// 3: the day rollup (see postgresRollupDaySchema).
+	postgresRollupDaySchema,
 }
 
 // PostgresMigrate brings component's tables in the database up to
