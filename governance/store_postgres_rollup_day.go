@@ -175,6 +175,10 @@ func (s *PostgresStore) registerZone(ctx context.Context) error {
 	if have, err := s.dayZoneReady(ctx, loc); err != nil || have {
 		return err
 	}
+	defer func() {
+		// Fresh statistics, so the planner knows the new days' groups.
+		_, _ = s.pool.Exec(ctx, `ANALYZE llm_gateway_rollup_day`)
+	}()
 	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		// The trigger's writers wait; rows already committed are in the
 		// 15-minute rollup the day rollup is built from.
