@@ -5,6 +5,7 @@ import (
 	"errors"
 	"math"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -103,16 +104,18 @@ var pgZoneSpan = [2]time.Time{time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC), time.
 // pgZoneTable is loc's transitions and offsets as the day-rollup zone
 // table holds them; ok is false for a zone the day rollup cannot hold.
 func pgZoneTable(loc *time.Location) (bounds, offs []int64, ok bool) {
-	if z, hit := pgZoneTables.Load(loc); hit {
+	_, off := time.Unix(0, 0).In(loc).Zone()
+	key := loc.String() + "\x00" + strconv.Itoa(off) // a reloaded config's zone is a new *Location
+	if z, hit := pgZoneTables.Load(key); hit {
 		c := z.(*pgZoneCache)
 		return c.bounds, c.offs, c.bounds != nil
 	}
 	bounds, offs, ok = buildPgZoneTable(loc)
-	pgZoneTables.Store(loc, &pgZoneCache{zone: loc.String(), bounds: bounds, offs: offs})
+	pgZoneTables.Store(key, &pgZoneCache{zone: loc.String(), bounds: bounds, offs: offs})
 	return bounds, offs, ok
 }
 
-// pgZoneTables caches pgZoneTable per location (a few hundred
+// pgZoneTables caches pgZoneTable per zone name (a few hundred
 // transitions, slow to walk).
 var pgZoneTables sync.Map
 
