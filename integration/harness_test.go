@@ -146,14 +146,9 @@ func (g *gateway) load(opts gatewayOptions) {
 	if err := caddy.Load(cfgJSON, true); err != nil {
 		g.t.Fatalf("loading config: %v", err)
 	}
-	// The old server closes its idle keep-alive connections; a client reusing
-	// one would see EOF (and real clients retry). Closing the pool's idle
-	// connections is not enough: a connection whose response was just read
-	// may return to the pool a moment later. Start the test's clients on a
-	// fresh pool instead (requests in flight keep their own connections).
-	old := http.DefaultTransport.(*http.Transport)
-	http.DefaultTransport = old.Clone()
-	old.CloseIdleConnections()
+	// Start the test's clients on a fresh connection pool (see
+	// reload_retry_test.go for what a reload does to connections).
+	reloadSafe.freshPool()
 }
 
 // loadExtraSite reloads the current config with one more site block.
