@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/csv"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"strconv"
@@ -258,6 +259,16 @@ var legacyGroupBy = map[string]bool{"speed": true, "inference_geo": true, "price
 var usageCSVColumns = []string{"requests", "input_tokens", "output_tokens", "cache_read_tokens",
 	"cache_write_5m_tokens", "cache_write_1h_tokens", "web_search_requests", "cost_usd", "cost_nano_usd",
 	"cache_hits", "saved_usd", "saved_nano_usd"}
+
+// newestGateway is the gateway the admin API answers for: the newest
+// config's (404 when none is configured).
+func newestGateway() (*state, error) {
+	gws := activeGateways.list()
+	if len(gws) == 0 {
+		return nil, caddy.APIError{HTTPStatus: http.StatusNotFound, Err: errors.New("no llm_gateway handler is configured")}
+	}
+	return gws[0].state, nil
+}
 
 func badRequest(format string, a ...any) error {
 	return caddy.APIError{HTTPStatus: http.StatusBadRequest, Err: fmt.Errorf(format, a...)}

@@ -116,16 +116,6 @@ type auditJSON struct {
 	Detail json.RawMessage `json:"detail"`
 }
 
-// keysGateway is the gateway whose keys the endpoints manage: the newest
-// config's.
-func keysGateway() (*state, error) {
-	gws := activeGateways.list()
-	if len(gws) == 0 {
-		return nil, caddy.APIError{HTTPStatus: http.StatusNotFound, Err: fmt.Errorf("no llm_gateway handler is configured")}
-	}
-	return gws[0].state, nil
-}
-
 // serveKeys answers /llm_gateway/keys: GET lists, POST creates.
 func serveKeys(w http.ResponseWriter, r *http.Request) error {
 	switch r.Method {
@@ -146,7 +136,7 @@ func serveKey(w http.ResponseWriter, r *http.Request) error {
 	if err != nil || name == "" {
 		return badRequest("the path must be /llm_gateway/keys/<name> with the name URL-escaped")
 	}
-	st, err := keysGateway()
+	st, err := newestGateway()
 	if err != nil {
 		return err
 	}
@@ -229,7 +219,7 @@ func parseLimits(budgets []governance.BudgetJSON, rates []governance.RateLimitJS
 }
 
 func createKey(w http.ResponseWriter, r *http.Request) error {
-	st, err := keysGateway()
+	st, err := newestGateway()
 	if err != nil {
 		return err
 	}
@@ -326,7 +316,7 @@ func rotateKey(w http.ResponseWriter, r *http.Request, st *state, name string) e
 // within LiveKeyPollInterval anyway); a store that does not answer leaves
 // the keys as last read.
 func refreshLiveKeys(r *http.Request) {
-	st, err := keysGateway()
+	st, err := newestGateway()
 	if err != nil || st.keys.Directory() == nil {
 		return
 	}
@@ -446,7 +436,7 @@ func serveAudit(w http.ResponseWriter, r *http.Request) error {
 	if r.Method != http.MethodGet {
 		return methodNotAllowed("GET")
 	}
-	st, err := keysGateway()
+	st, err := newestGateway()
 	if err != nil {
 		return err
 	}

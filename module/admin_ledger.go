@@ -56,11 +56,11 @@ func parseLedgerQuery(r *http.Request, extra map[string]bool) (*ledgerQuery, err
 	if r.Method != http.MethodGet {
 		return nil, caddy.APIError{HTTPStatus: http.StatusMethodNotAllowed, Err: fmt.Errorf("method not allowed")}
 	}
-	gws := activeGateways.list()
-	if len(gws) == 0 {
-		return nil, caddy.APIError{HTTPStatus: http.StatusNotFound, Err: fmt.Errorf("no llm_gateway handler is configured")}
+	st, err := newestGateway()
+	if err != nil {
+		return nil, err
 	}
-	lq := &ledgerQuery{st: gws[0].state, q: r.URL.Query()}
+	lq := &ledgerQuery{st: st, q: r.URL.Query()}
 	var unknown []string
 	for name, vals := range lq.q {
 		if ledgerParams[name] || extra[name] {
@@ -84,7 +84,6 @@ func parseLedgerQuery(r *http.Request, extra map[string]bool) (*ledgerQuery, err
 	}
 	// A stable filter order, so equal queries are equal.
 	sort.SliceStable(lq.filters, func(i, j int) bool { return lq.filters[i].Dim < lq.filters[j].Dim })
-	var err error
 	if lq.from, err = parseAdminTime(lq.q.Get("from"), lq.st.location); err != nil {
 		return nil, badRequest("from: %v", err)
 	}

@@ -78,11 +78,11 @@ func writeDashboardError(w http.ResponseWriter, status int, err error) {
 // serveDashboardContext answers the gateway's calendar, so a page picks
 // "today" and "this month" as the ledger's reports bucket them.
 func serveDashboardContext(w http.ResponseWriter, r *http.Request) error {
-	gws := activeGateways.list()
-	if len(gws) == 0 {
-		return caddy.APIError{HTTPStatus: http.StatusNotFound, Err: errors.New("no llm_gateway handler is configured")}
+	st, err := newestGateway()
+	if err != nil {
+		return err
 	}
-	loc := gws[0].state.location
+	loc := st.location
 	now := time.Now().In(loc)
 	day := governance.PeriodDay.Start(now, loc)
 	week := governance.PeriodWeek.Start(now, loc)

@@ -65,11 +65,10 @@ func servePrices(w http.ResponseWriter, r *http.Request) error {
 			return caddy.APIError{HTTPStatus: http.StatusBadRequest, Err: fmt.Errorf("unknown parameter %q (want model, all, at)", k)}
 		}
 	}
-	gws := activeGateways.list()
-	if len(gws) == 0 {
-		return caddy.APIError{HTTPStatus: http.StatusNotFound, Err: fmt.Errorf("no llm_gateway handler is configured")}
+	st, err := newestGateway()
+	if err != nil {
+		return err
 	}
-	st := gws[0].state
 	at := time.Now()
 	if s := q.Get("at"); s != "" {
 		t, err := parseAdminTime(s, st.location)
