@@ -3,6 +3,7 @@ package governance
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -33,7 +34,7 @@ var ErrStoreClosed = errors.New("governance: usage store is closed")
 
 // SQLite store defaults.
 const (
-	defaultSQLiteMaxBatch    = 512
+	defaultSQLiteMaxBatch    = 2048
 	defaultSQLiteQueueSize   = 65_536
 	defaultSQLiteBusyTimeout = 5 * time.Second
 	sqliteMinBackoff         = 50 * time.Millisecond
@@ -46,7 +47,7 @@ const (
 
 // SQLiteOptions tunes OpenSQLiteStore. The zero value is ready to use.
 type SQLiteOptions struct {
-	// MaxBatch is the most records written in one transaction (default 512).
+	// MaxBatch is the most records written in one transaction (default 2,048).
 	MaxBatch int
 	// QueueSize is how many records may wait for the writer before Record
 	// blocks (default 65,536). Record never drops usage while the store is
@@ -110,10 +111,6 @@ type SQLiteStore struct {
 	c    *counters
 	opts SQLiteOptions
 
-	insertLedger *sql.Stmt
-	// insertChunk writes sqliteLedgerChunk ledger rows at once.
-	insertChunk  *sql.Stmt
-	upsertTotals *sql.Stmt
 	upsertRollup *sql.Stmt
 	// upsertRollupChunk upserts rollupChunk rollup rows at once.
 	upsertRollupChunk *sql.Stmt
@@ -134,8 +131,10 @@ type SQLiteStore struct {
 	rollup          map[rollupKey]*rollupAcc
 	rollupKeys      []rollupKey
 	rollupChunkArgs []any
-	args            []any
-	chunkArgs       []any
+	aggKeys         []totalsKey
+	// wc is the writer's own connection (nil until the first write and
+	// after a failed one).
+	wc *sqliteWriterConn
 	// writeErr is the first write the writer gave up on and lost the
 	// number of records it gave up on; written by the writer before done is
 	// closed, read after.
@@ -269,7 +268,8 @@ ALTER TABLE totals ADD COLUMN cache_hits     INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE totals ADD COLUMN saved_nano_usd INTEGER NOT NULL DEFAULT 0;
 `
 
-var sqliteInsertLedger = `INSERT INTO ledger (
+// sqliteInsertLedgerHead is the ledger INSERT up to its rows.
+const sqliteInsertLedgerHead = `INSERT INTO ledger (
 	time_ns, key, team, customer, provider, model, requested_model, surface,
 	status, stream, input_tokens, output_tokens, cache_read_tokens,
 	cache_write_5m_tokens, cache_write_1h_tokens, web_search_requests,
@@ -277,26 +277,61 @@ var sqliteInsertLedger = `INSERT INTO ledger (
 	input_estimated, price_model, price_effective_from, speed, inference_geo,
 	request_id, provider_request_id, labels, user_agent, ttft_us, attempts,
 	rejection, error_type, cache_hit, saved_nano_usd
-) VALUES ` + sqliteLedgerRow
+) VALUES `
 
+// sqliteLedgerArgs is the number of arguments of one ledger row.
 const sqliteLedgerArgs = 36
 
+// sqliteLedgerUsuallyEmpty are the ledger columns (by argument index) that
+// are empty in most rows, and their empty value: customer, speed,
+// inference_geo, labels, rejection and error_type. ledgerArgs binds NULL
+// for an empty one and the row turns it back into the empty value, because
+// binding a string costs the driver a C string allocated, copied, unbound
+// and freed, and a NULL costs nothing.
+var sqliteLedgerUsuallyEmpty = map[int]string{3: "", 24: "", 25: "", 28: "{}", 32: "", 33: ""}
+
 // sqliteLedgerRow is the placeholders of one ledger row.
-var sqliteLedgerRow = "(" + strings.Repeat("?, ", sqliteLedgerArgs-1) + "?)"
+var sqliteLedgerRow = func() string {
+	var b strings.Builder
+	b.WriteByte('(')
+	for i := range sqliteLedgerArgs {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		if empty, ok := sqliteLedgerUsuallyEmpty[i]; ok {
+			b.WriteString("COALESCE(?, '" + empty + "')")
+		} else {
+			b.WriteByte('?')
+		}
+	}
+	b.WriteByte(')')
+	return b.String()
+}()
 
-// sqliteLedgerChunk is how many ledger rows one INSERT writes: a batch is
-// written in statements of this many rows (and single rows for the rest),
-// which spends far less per row in database/sql than one statement a row.
-const sqliteLedgerChunk = 16
+// nullIfEmpty is s, or nil (bound as NULL) when it is empty.
+func nullIfEmpty(s string) any {
+	if s == "" {
+		return nil
+	}
+	return s
+}
 
-// sqliteInsertLedgerChunk is sqliteInsertLedger with sqliteLedgerChunk rows.
-var sqliteInsertLedgerChunk = sqliteInsertLedger + strings.Repeat(", "+sqliteLedgerRow, sqliteLedgerChunk-1)
+// sqliteTotalsArgs is the number of arguments of one totals row.
+const sqliteTotalsArgs = 13
 
-const sqliteUpsertTotals = `INSERT INTO totals (
+// sqliteTotalsRow is the placeholders of one totals row.
+var sqliteTotalsRow = "(" + strings.Repeat("?, ", sqliteTotalsArgs-1) + "?)"
+
+// sqliteUpsertTotalsHead and sqliteUpsertTotalsTail surround the totals
+// upsert's rows (a batch's rows are distinct, so no two rows of one
+// statement conflict).
+const (
+	sqliteUpsertTotalsHead = `INSERT INTO totals (
 	kind, name, bucket, requests, input_tokens, output_tokens,
 	cache_read_tokens, cache_write_5m_tokens, cache_write_1h_tokens,
 	web_search_requests, cost_nano_usd, cache_hits, saved_nano_usd
-) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+) VALUES `
+	sqliteUpsertTotalsTail = `
 ON CONFLICT (kind, name, bucket) DO UPDATE SET
 	requests              = requests              + excluded.requests,
 	input_tokens          = input_tokens          + excluded.input_tokens,
@@ -308,6 +343,7 @@ ON CONFLICT (kind, name, bucket) DO UPDATE SET
 	cost_nano_usd         = cost_nano_usd         + excluded.cost_nano_usd,
 	cache_hits            = cache_hits            + excluded.cache_hits,
 	saved_nano_usd        = saved_nano_usd        + excluded.saved_nano_usd`
+)
 
 // sqliteSums are the aggregate columns every totals query selects, in the
 // order scanTotals reads them after the group column.
@@ -377,8 +413,6 @@ func OpenSQLiteStore(path string, opts SQLiteOptions) (*SQLiteStore, error) {
 		agg:             make(map[totalsKey]*Totals),
 		rollup:          make(map[rollupKey]*rollupAcc),
 		rollupChunkArgs: make([]any, rollupArgsN*rollupChunk),
-		args:            make([]any, sqliteLedgerArgs),
-		chunkArgs:       make([]any, sqliteLedgerArgs*sqliteLedgerChunk),
 	}
 	s.pool.New = func() any { return new(Record) }
 	if err := s.init(); err != nil {
@@ -398,15 +432,6 @@ func (s *SQLiteStore) init() error {
 		return err
 	}
 	var err error
-	if s.insertLedger, err = s.db.PrepareContext(ctx, sqliteInsertLedger); err != nil {
-		return err
-	}
-	if s.insertChunk, err = s.db.PrepareContext(ctx, sqliteInsertLedgerChunk); err != nil {
-		return err
-	}
-	if s.upsertTotals, err = s.db.PrepareContext(ctx, sqliteUpsertTotals); err != nil {
-		return err
-	}
 	if s.upsertRollup, err = s.db.PrepareContext(ctx, sqliteUpsertRollup); err != nil {
 		return err
 	}
@@ -555,7 +580,7 @@ func (s *SQLiteStore) Close() error {
 		if err != nil {
 			err = fmt.Errorf("sqlite store: %d usage records lost: %w", s.lost, err)
 		}
-		s.closeErr = errors.Join(err, s.insertLedger.Close(), s.insertChunk.Close(), s.upsertTotals.Close(), s.upsertRollup.Close(), s.upsertRollupChunk.Close(), s.db.Close())
+		s.closeErr = errors.Join(err, s.upsertRollup.Close(), s.upsertRollupChunk.Close(), s.db.Close())
 	})
 	return s.closeErr
 }
@@ -582,6 +607,11 @@ func (s *SQLiteStore) report(err error) {
 // acknowledge the flush markers, repeat.
 func (s *SQLiteStore) run() {
 	defer close(s.done)
+	defer func() {
+		if err := s.dropWriterConn(); err != nil {
+			s.report(fmt.Errorf("sqlite store: closing the writer's connection: %w", err))
+		}
+	}()
 	batch := make([]*Record, 0, s.opts.MaxBatch)
 	var acks []chan error
 	var maints []*sqliteMaint
@@ -668,17 +698,24 @@ func (s *SQLiteStore) writeRetrying(batch []*Record) error {
 	}
 }
 
-// write commits one batch: every ledger row, then the batch's totals
-// pre-aggregated so each (scope, bucket) is upserted once.
+// write commits one batch on the writer's connection: every ledger row,
+// then the batch's totals pre-aggregated so each (scope, bucket) is upserted
+// once. A failed write drops the connection; the retry opens a new one.
 func (s *SQLiteStore) write(batch []*Record) (err error) {
 	ctx := context.Background()
-	tx, err := s.db.BeginTx(ctx, nil)
+	wc, err := s.writerConn(ctx)
 	if err != nil {
+		return err
+	}
+	tx, err := wc.conn.BeginTx(ctx, nil)
+	if err != nil {
+		s.dropWriterConn()
 		return err
 	}
 	defer func() {
 		if err != nil {
 			tx.Rollback()
+			s.dropWriterConn()
 		}
 	}()
 	clear(s.agg)
@@ -687,27 +724,8 @@ func (s *SQLiteStore) write(batch []*Record) (err error) {
 	if err != nil {
 		return err
 	}
-	rest := batch
-	if len(batch) >= sqliteLedgerChunk {
-		chunk := tx.StmtContext(ctx, s.insertChunk)
-		for len(rest) >= sqliteLedgerChunk {
-			for i, r := range rest[:sqliteLedgerChunk] {
-				s.ledgerArgs(s.chunkArgs[i*sqliteLedgerArgs:(i+1)*sqliteLedgerArgs], r)
-			}
-			if _, err := chunk.ExecContext(ctx, s.chunkArgs...); err != nil {
-				return err
-			}
-			rest = rest[sqliteLedgerChunk:]
-		}
-	}
-	if len(rest) > 0 {
-		ins := tx.StmtContext(ctx, s.insertLedger)
-		for _, r := range rest {
-			s.ledgerArgs(s.args, r)
-			if _, err := ins.ExecContext(ctx, s.args...); err != nil {
-				return err
-			}
-		}
+	if err := s.writeLedgerRows(ctx, wc, batch); err != nil {
+		return err
 	}
 	for _, r := range batch {
 		s.aggregate(r)
@@ -723,14 +741,8 @@ func (s *SQLiteStore) write(batch []*Record) (err error) {
 			return err
 		}
 	}
-	ups := tx.StmtContext(ctx, s.upsertTotals)
-	for k, t := range s.agg {
-		if _, err := ups.ExecContext(ctx, k.kind.String(), k.name, k.bucket, t.Requests,
-			t.Usage.InputTokens, t.Usage.OutputTokens, t.Usage.CacheReadTokens,
-			t.Usage.CacheWrite5mTokens, t.Usage.CacheWrite1hTokens,
-			t.Usage.WebSearchRequests, int64(t.Cost), t.CacheHits, int64(t.Saved)); err != nil {
-			return err
-		}
+	if err := s.writeTotals(ctx, wc); err != nil {
+		return err
 	}
 	if s.opts.beforeCommit != nil {
 		if err := s.opts.beforeCommit(len(batch)); err != nil {
@@ -741,34 +753,24 @@ func (s *SQLiteStore) write(batch []*Record) (err error) {
 }
 
 // ledgerArgs fills a (sqliteLedgerArgs long) with one row's values.
-func (s *SQLiteStore) ledgerArgs(a []any, r *Record) {
-	a[0] = unixNanos(r.Time)
-	a[1], a[2], a[3] = r.Key, r.Team, r.Customer
-	a[4], a[5], a[6], a[7] = r.Provider, r.Model, r.RequestedModel, r.Surface
-	a[8], a[9] = int64(r.Status), boolInt(r.Stream)
+func ledgerArgs(a []driver.NamedValue, r *Record) {
 	u := &r.Usage
-	a[10], a[11], a[12] = u.InputTokens, u.OutputTokens, u.CacheReadTokens
-	a[13], a[14], a[15] = u.CacheWrite5mTokens, u.CacheWrite1hTokens, u.WebSearchRequests
-	a[16], a[17], a[18] = int64(r.Cost), boolInt(u.Complete), boolInt(u.OutputEstimated)
-	a[19], a[20] = r.SessionID, r.Duration.Microseconds()
-	a[21] = boolInt(u.InputEstimated)
-	a[22], a[23], a[24], a[25] = r.PriceModel, r.PriceEffectiveFrom, u.Speed, u.InferenceGeo
-	a[26], a[27], a[28], a[29] = r.RequestID, r.ProviderRequestID, labelsJSON(r.Labels), r.UserAgent
-	a[30], a[31], a[32], a[33] = r.TTFT.Microseconds(), int64(r.Attempts), r.Rejection, r.ErrorType
-	a[34], a[35] = boolInt(r.CacheHit), int64(r.Saved)
-}
-
-// labelsJSON is the labels column: a JSON object of the labels ("{}" when
-// there are none).
-func labelsJSON(m map[string]string) string {
-	if len(m) == 0 {
-		return "{}"
+	a[0].Value = unixNanos(r.Time)
+	a[1].Value, a[2].Value, a[3].Value = r.Key, r.Team, nullIfEmpty(r.Customer)
+	a[4].Value, a[5].Value, a[6].Value, a[7].Value = r.Provider, r.Model, r.RequestedModel, r.Surface
+	a[8].Value, a[9].Value = int64(r.Status), boolInt(r.Stream)
+	a[10].Value, a[11].Value, a[12].Value = u.InputTokens, u.OutputTokens, u.CacheReadTokens
+	a[13].Value, a[14].Value, a[15].Value = u.CacheWrite5mTokens, u.CacheWrite1hTokens, u.WebSearchRequests
+	a[16].Value, a[17].Value, a[18].Value = int64(r.Cost), boolInt(u.Complete), boolInt(u.OutputEstimated)
+	a[19].Value, a[20].Value = r.SessionID, r.Duration.Microseconds()
+	a[21].Value = boolInt(u.InputEstimated)
+	a[22].Value, a[23].Value, a[24].Value, a[25].Value = r.PriceModel, r.PriceEffectiveFrom, nullIfEmpty(u.Speed), nullIfEmpty(u.InferenceGeo)
+	a[26].Value, a[27].Value, a[28].Value, a[29].Value = r.RequestID, r.ProviderRequestID, nil, r.UserAgent
+	if len(r.Labels) > 0 {
+		a[28].Value = labelsJSON(r.Labels)
 	}
-	b, err := json.Marshal(m) // keys sorted; cannot fail for a map of strings
-	if err != nil {
-		return "{}"
-	}
-	return string(b)
+	a[30].Value, a[31].Value, a[32].Value, a[33].Value = r.TTFT.Microseconds(), int64(r.Attempts), nullIfEmpty(r.Rejection), nullIfEmpty(r.ErrorType)
+	a[34].Value, a[35].Value = boolInt(r.CacheHit), int64(r.Saved)
 }
 
 // parseLabels reads the labels column back (nil for an empty object).
