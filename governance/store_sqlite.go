@@ -40,7 +40,7 @@ const (
 	sqliteMinBackoff         = 50 * time.Millisecond
 	sqliteMaxBackoff         = 5 * time.Second
 	sqliteMaxConns           = 4
-	sqliteSchemaVersion      = 7
+	sqliteSchemaVersion      = 8
 	bucketSeconds            = int64(SpendBucket / time.Second)
 	bucketNanos              = int64(SpendBucket)
 )
@@ -460,7 +460,7 @@ func (s *SQLiteStore) migrate(ctx context.Context) error {
 		return fmt.Errorf("schema version %d is newer than this build understands (%d)", version, sqliteSchemaVersion)
 	}
 	// Migrate step by step: version 0 is a new database.
-	for v, ddl := range []string{sqliteSchemaV1, sqliteSchemaV2, sqliteSchemaV3, sqliteSchemaV4, sqliteSchemaV5, sqliteSchemaV6, sqliteSchemaV7}[version:] {
+	for v, ddl := range []string{sqliteSchemaV1, sqliteSchemaV2, sqliteSchemaV3, sqliteSchemaV4, sqliteSchemaV5, sqliteSchemaV6, sqliteSchemaV7, sqliteSchemaV8}[version:] {
 		if _, err := tx.ExecContext(ctx, ddl); err != nil {
 			return fmt.Errorf("migrating the schema to version %d: %w", version+v+1, err)
 		}

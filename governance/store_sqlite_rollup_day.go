@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"math"
 	"strconv"
 	"strings"
 	"time"
@@ -43,6 +44,19 @@ CREATE TABLE rollup_day (
 CREATE TABLE rollup_day_state (zone TEXT PRIMARY KEY, watermark INTEGER NOT NULL);
 `
 
+// sqliteSchemaV8 lets the day rollup hold the current day too: every
+// closed quarter hour the 15-minute rollup holds is added to its day's row
+// as it is rolled up, instead of a day at a time once the day is over, so
+// that a report over this month reads today from the day rollup as well
+// (today's 15-minute rollup has a row per session, as many as the rows
+// themselves for some traffic). rollup_day_state.bucket_wm is the
+// 15-minute bucket index the day rollup holds everything before;
+// watermark stays the first day not wholly held. NULL (a schema-7 file):
+// the start of watermark's day, until the next step sets it.
+const sqliteSchemaV8 = `
+ALTER TABLE rollup_day_state ADD COLUMN bucket_wm INTEGER;
+`
+
 // dayRollupCols are the day rollup's key columns after zone and day.
 const dayRollupCols = "key, team, customer, provider, model, surface, rejection"
 
@@ -60,9 +74,6 @@ const dayRollupSet = ` DO UPDATE SET
 
 const sqliteUpsertDayRollup = `INSERT INTO rollup_day VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT (zone, day, ` + dayRollupCols + `)` + dayRollupSet
-
-// rollUpDaysStep is how many days one day-rollup step rolls up.
-const rollUpDaysStep = 7
 
 // SetLocation makes loc the time zone of the day rollup (the gateway's
 // timezone): reports in loc over whole days read it. Another zone than the
@@ -92,19 +103,31 @@ func dayStart(day int64, loc *time.Location) int64 {
 	return unixNanos(time.Date(y, m, d, 0, 0, 0, 0, loc))
 }
 
-// dayState reads the day rollup's watermark for zone (ok false: none yet).
+// dayState reads the day rollup's watermark for loc: the 15-minute bucket
+// index it holds every bucket before (ok false: none yet).
 func dayState(ctx context.Context, q interface {
 	QueryRowContext(context.Context, string, ...any) *sql.Row
-}, zone string) (wm int64, ok bool, err error) {
-	err = q.QueryRowContext(ctx, "SELECT watermark FROM rollup_day_state WHERE zone = ?", zone).Scan(&wm)
-	if errors.Is(err, sql.ErrNoRows) {
+}, loc *time.Location) (bwm int64, ok bool, err error) {
+	var day int64
+	var b sql.NullInt64
+	err = q.QueryRowContext(ctx, "SELECT watermark, bucket_wm FROM rollup_day_state WHERE zone = ?", loc.String()).Scan(&day, &b)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
 		return 0, false, nil
+	case err != nil:
+		return 0, false, err
+	case b.Valid:
+		return b.Int64, true, nil
 	}
-	return wm, err == nil, err
+	return floorDiv(dayStart(day, loc), bucketNanos), true, nil
 }
 
-// rollUpDays rolls up to rollUpDaysStep whole days whose 15-minute buckets
-// are all rolled up into the day rollup of loc; done when caught up.
+// rollUpDaysStep is how many buckets one day-rollup step adds (a week's).
+const rollUpDaysStep = 7 * 24 * 4
+
+// rollUpDays adds up to rollUpDaysStep of the 15-minute rollup's buckets
+// not yet in the day rollup of loc to it; done when it holds every bucket
+// the 15-minute rollup does.
 func (s *SQLiteStore) rollUpDays(ctx context.Context, loc *time.Location) (done bool, err error) {
 	zone := loc.String()
 	tx, err := s.db.BeginTx(ctx, nil)
@@ -123,7 +146,7 @@ func (s *SQLiteStore) rollUpDays(ctx context.Context, loc *time.Location) (done 
 			}
 		}
 	}
-	wm, ok, err := dayState(ctx, tx, zone)
+	bwm, ok, err := dayState(ctx, tx, loc)
 	if err != nil {
 		return false, err
 	}
@@ -131,53 +154,51 @@ func (s *SQLiteStore) rollUpDays(ctx context.Context, loc *time.Location) (done 
 	if err != nil {
 		return false, err
 	}
-	var minB sql.NullInt64
-	if err := tx.QueryRowContext(ctx, "SELECT MIN(bucket) FROM rollup").Scan(&minB); err != nil {
+	// Skip the buckets without rows at once (a ledger with a gap, or whose
+	// watermark is far ahead of its rows).
+	from := int64(math.MinInt64)
+	if ok {
+		from = bwm * bucketSeconds
+	}
+	var next sql.NullInt64
+	if err := tx.QueryRowContext(ctx, "SELECT MIN(bucket) FROM rollup WHERE bucket >= ?", from).Scan(&next); err != nil {
 		return false, err
 	}
-	if !minB.Valid {
-		return true, nil
+	if !ok && !next.Valid {
+		return true, nil // nothing rolled up yet
 	}
-	first := localDay(minB.Int64*int64(time.Second), loc)
-	if !ok || wm < first {
-		wm = first
-	}
-	// The last day all of whose buckets are below the 15-minute watermark.
-	wmStart, _ := bucketNanoRange(wm15)
-	end := localDay(wmStart, loc)
-	if end <= wm {
+	if ok && bwm >= wm15 {
 		return true, tx.Commit()
 	}
-	// Skip the days without rows at once (a ledger with a gap, or whose
-	// watermark is far ahead of its rows).
-	var next sql.NullInt64
-	if err := tx.QueryRowContext(ctx, "SELECT MIN(bucket) FROM rollup WHERE bucket >= ?",
-		dayStart(wm, loc)/int64(time.Second)).Scan(&next); err != nil {
-		return false, err
-	}
-	if !next.Valid {
-		wm = end
-	} else {
-		wm = max(wm, min(end, localDay(next.Int64*int64(time.Second), loc)))
-	}
-	stop := min(end, wm+rollUpDaysStep)
-	for d := wm; d < stop; d++ {
-		lo, hi := dayStart(d, loc), dayStart(d+1, loc)
-		if lo%bucketNanos != 0 || hi%bucketNanos != 0 {
-			return true, nil // a zone whose days are not whole buckets: no day rollup
+	stop := wm15
+	if next.Valid && floorDiv(next.Int64, bucketSeconds) < wm15 {
+		if !ok {
+			bwm = floorDiv(next.Int64, bucketSeconds)
 		}
-		if _, err := tx.ExecContext(ctx, `INSERT INTO rollup_day SELECT ?, ?, `+dayRollupCols+`, `+
-			strings.ReplaceAll(rollupSumsPlain, "\n", " ")+` FROM rollup WHERE bucket BETWEEN ? AND ?
-			GROUP BY `+dayRollupCols+` ON CONFLICT (zone, day, `+dayRollupCols+`)`+dayRollupSet,
-			zone, d, lo/int64(time.Second), hi/int64(time.Second)-bucketSeconds); err != nil {
-			return false, err
+		bwm = max(bwm, floorDiv(next.Int64, bucketSeconds))
+		stop = min(wm15, bwm+rollUpDaysStep)
+		for b := bwm; b < stop; {
+			d := localDay(b*bucketNanos, loc)
+			lo, hi := dayStart(d, loc), dayStart(d+1, loc)
+			if lo%bucketNanos != 0 || hi%bucketNanos != 0 {
+				return true, nil // a zone whose days are not whole buckets: no day rollup
+			}
+			end := min(stop, hi/bucketNanos)
+			if _, err := tx.ExecContext(ctx, `INSERT INTO rollup_day SELECT ?, ?, `+dayRollupCols+`, `+
+				strings.ReplaceAll(rollupSumsPlain, "\n", " ")+` FROM rollup WHERE bucket BETWEEN ? AND ?
+				GROUP BY `+dayRollupCols+` ON CONFLICT (zone, day, `+dayRollupCols+`)`+dayRollupSet,
+				zone, d, b*bucketSeconds, (end-1)*bucketSeconds); err != nil {
+				return false, err
+			}
+			b = end
 		}
 	}
-	if _, err := tx.ExecContext(ctx, `INSERT INTO rollup_day_state VALUES (?, ?)
-		ON CONFLICT (zone) DO UPDATE SET watermark = excluded.watermark`, zone, stop); err != nil {
+	if _, err := tx.ExecContext(ctx, `INSERT INTO rollup_day_state (zone, watermark, bucket_wm) VALUES (?, ?, ?)
+		ON CONFLICT (zone) DO UPDATE SET watermark = excluded.watermark, bucket_wm = excluded.bucket_wm`,
+		zone, localDay(stop*bucketNanos, loc), stop); err != nil {
 		return false, err
 	}
-	return stop >= end, tx.Commit()
+	return stop >= wm15, tx.Commit()
 }
 
 // rollupSumsPlain are the 15-minute rollup's sums, for INSERT … SELECT.
@@ -185,24 +206,24 @@ const rollupSumsPlain = `SUM(requests), SUM(input_tokens), SUM(output_tokens), S
 	SUM(cache_write_5m_tokens), SUM(cache_write_1h_tokens), SUM(web_search_requests),
 	SUM(cost_nano_usd), SUM(cache_hits), SUM(saved_nano_usd)`
 
-// writeLateDays upserts the batch's late rows whose day the day rollup
-// already holds into it (rare: rows of a day more than a day late).
+// writeLateDays upserts the batch's late rows whose bucket the day rollup
+// already holds into it (rare: rows more than a quarter hour late).
 func (s *SQLiteStore) writeLateDays(ctx context.Context, tx *sql.Tx, batch []*Record) error {
 	loc := s.dayZoneNow()
 	if loc == nil {
 		return nil
 	}
-	wm, ok, err := dayState(ctx, tx, loc.String())
+	bwm, ok, err := dayState(ctx, tx, loc)
 	if err != nil || !ok {
 		return err
 	}
 	var ups *sql.Stmt
 	for _, r := range batch {
 		ns := unixNanos(r.Time)
-		d := localDay(ns, loc)
-		if d >= wm {
+		if bucketIndex(ns) >= bwm {
 			continue
 		}
+		d := localDay(ns, loc)
 		if ups == nil {
 			if ups, err = tx.PrepareContext(ctx, sqliteUpsertDayRollup); err != nil {
 				return err
@@ -239,14 +260,14 @@ func dayRollupable(dims []Dim, filters []Filter) bool {
 }
 
 // reportDays adds the whole days of [lo, hi] the day rollup holds to b
-// and returns the nanosecond range [dlo, dhi) they cover (dlo == dhi:
-// none).
+// (the last of them perhaps only up to its watermark) and returns the
+// nanosecond range [dlo, dhi) they cover (dlo == dhi: none).
 func (s *SQLiteStore) reportDays(ctx context.Context, b *reportBuilder, lo, hi int64) (dlo, dhi int64, err error) {
 	loc := s.dayZoneNow()
 	if loc == nil || loc.String() != b.loc.String() || !dayRollupable(b.q.Dims, b.q.Filters) {
 		return 0, 0, nil
 	}
-	wm, ok, err := dayState(ctx, s.db, loc.String())
+	bwm, ok, err := dayState(ctx, s.db, loc)
 	if err != nil || !ok {
 		return 0, 0, err
 	}
@@ -258,9 +279,18 @@ func (s *SQLiteStore) reportDays(ctx context.Context, b *reportBuilder, lo, hi i
 	if dayStart(d1+1, loc)-1 == hi {
 		d1++
 	}
-	d1 = min(d1, wm)
-	if d0 >= d1 {
+	// The day rollup holds the buckets before bwm: whole days, and the
+	// closed quarter hours of the day bwm is in.
+	held := bwm * bucketNanos
+	dhi = min(dayStart(d1, loc), held)
+	if dlo = dayStart(d0, loc); dlo >= dhi {
 		return 0, 0, nil
+	}
+	if held < dayStart(d1, loc) {
+		d1 = localDay(held, loc)
+		if dayStart(d1, loc) < held {
+			d1++ // the partial day
+		}
 	}
 	var sel []string
 	for _, d := range b.q.Dims {
@@ -339,7 +369,7 @@ rows:
 		}
 		b.addGroup(vals[:len(b.q.Dims)], &t)
 	}
-	return dayStart(d0, loc), dayStart(d1, loc), rs.Err()
+	return dlo, dhi, rs.Err()
 }
 
 // dayCalendarExpr is the SQL of a calendar dimension from the day rollup's
