@@ -79,6 +79,14 @@ type SQLiteOptions struct {
 	// sleep, a test hook, replaces the retry backoff wait; it must return
 	// early when stop is closed.
 	sleep func(d time.Duration, stop <-chan struct{})
+	// checkpointRows, walRestartPages and idleCheckpointEvery, test hooks,
+	// replace sqliteCheckpointRows, sqliteWALRestartPages and
+	// sqliteIdleCheckpointEvery (a negative idleCheckpointEvery: no limit);
+	// checkpointed, when set, is told about every checkpoint.
+	checkpointRows      int
+	walRestartPages     int
+	idleCheckpointEvery time.Duration
+	checkpointed        func(checkpointResult)
 }
 
 // SQLiteStats are the SQLite store's counters, for tests and metrics.
@@ -135,6 +143,16 @@ type SQLiteStore struct {
 	// wc is the writer's own connection (nil until the first write and
 	// after a failed one).
 	wc *sqliteWriterConn
+	// uncheckpointed counts the rows committed since the checkpointer was
+	// last nudged, at lastNudge.
+	uncheckpointed int
+	lastNudge      time.Time
+
+	// The checkpointer's channels, and how many checkpoints it ran.
+	nudge            chan struct{}
+	stopCheckpointer chan struct{}
+	checkpointerDone chan struct{}
+	checkpoints      atomic.Int64
 	// writeErr is the first write the writer gave up on and lost the
 	// number of records it gave up on; written by the writer before done is
 	// closed, read after.
@@ -385,6 +403,15 @@ func OpenSQLiteStore(path string, opts SQLiteOptions) (*SQLiteStore, error) {
 	if opts.now == nil {
 		opts.now = time.Now
 	}
+	if opts.checkpointRows <= 0 {
+		opts.checkpointRows = sqliteCheckpointRows
+	}
+	if opts.walRestartPages <= 0 {
+		opts.walRestartPages = sqliteWALRestartPages
+	}
+	if opts.idleCheckpointEvery == 0 {
+		opts.idleCheckpointEvery = sqliteIdleCheckpointEvery
+	}
 	if dir := filepath.Dir(path); dir != "" {
 		if err := os.MkdirAll(dir, 0o700); err != nil {
 			return nil, fmt.Errorf("sqlite store: %w", err)
@@ -396,7 +423,10 @@ func OpenSQLiteStore(path string, opts SQLiteOptions) (*SQLiteStore, error) {
 		// Reports read the rollup and the ledger's time index: a 64 MB page
 		// cache per connection keeps them in
 		// memory rather than reading the file a page at a time.
-		"&_pragma=cache_size(-65536)"
+		"&_pragma=cache_size(-65536)" +
+		// The checkpointer, not the writer's COMMIT, checkpoints the WAL
+		// (store_sqlite_checkpoint.go).
+		"&_pragma=wal_autocheckpoint(0)"
 	db, err := sql.Open("sqlite", dsn)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite store %s: %w", path, err)
@@ -413,6 +443,10 @@ func OpenSQLiteStore(path string, opts SQLiteOptions) (*SQLiteStore, error) {
 		agg:             make(map[totalsKey]*Totals),
 		rollup:          make(map[rollupKey]*rollupAcc),
 		rollupChunkArgs: make([]any, rollupArgsN*rollupChunk),
+
+		nudge:            make(chan struct{}, 1),
+		stopCheckpointer: make(chan struct{}),
+		checkpointerDone: make(chan struct{}),
 	}
 	s.pool.New = func() any { return new(Record) }
 	if err := s.init(); err != nil {
@@ -422,6 +456,7 @@ func OpenSQLiteStore(path string, opts SQLiteOptions) (*SQLiteStore, error) {
 	s.retention.Store(int64(max(opts.Retention, 0)))
 	go s.run()
 	go s.tick()
+	go s.checkpointer()
 	return s, nil
 }
 
@@ -576,6 +611,8 @@ func (s *SQLiteStore) Close() error {
 		s.mu.Unlock()
 		s.queue <- sqliteOp{stop: true}
 		<-s.done
+		close(s.stopCheckpointer)
+		<-s.checkpointerDone
 		err := s.writeErr
 		if err != nil {
 			err = fmt.Errorf("sqlite store: %d usage records lost: %w", s.lost, err)
@@ -651,6 +688,10 @@ func (s *SQLiteStore) run() {
 		if len(batch) > 0 {
 			err = s.writeRetrying(batch)
 		}
+		committed := 0
+		if err == nil {
+			committed = len(batch)
+		}
 		if err == nil {
 			err = s.writeErr // an earlier batch was given up on at Close
 		}
@@ -662,9 +703,11 @@ func (s *SQLiteStore) run() {
 			s.pool.Put(r)
 			batch[i] = nil
 		}
+		maintaining := len(maints) > 0 || s.rollPending || s.prunePending || s.dayPending
 		if !stop {
 			s.maintain(maints)
 		}
+		s.noteCommitted(committed, maintaining && !stop, len(s.queue) == 0)
 	}
 }
 
