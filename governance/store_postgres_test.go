@@ -203,17 +203,23 @@ func TestPostgresStore(t *testing.T) {
 			{MinCost: 20 * Dollar, Filters: []Filter{{DimKey, "alice"}}},
 			{Filters: []Filter{{DimDay, "2025-03-1?"}}, Location: ny, OrderBy: OrderByRequests},
 		}
-		for i, q := range sessions {
-			want, err := mem.Sessions(ctx, q)
-			if err != nil {
-				t.Fatal(err)
-			}
-			got, err := s.Sessions(ctx, q)
-			if err != nil {
-				t.Fatalf("sessions %d: %v", i, err)
-			}
-			if !reflect.DeepEqual(got, want) {
-				t.Errorf("sessions %d:\n got %+v\nwant %+v", i, got, want)
+		// The page's details by session name, and for every session of the
+		// range (a page above pgSessionDetailsAll).
+		defer func(n int) { pgSessionDetailsAll = n }(pgSessionDetailsAll)
+		for _, byName := range []int{1000, 0} {
+			pgSessionDetailsAll = byName
+			for i, q := range sessions {
+				want, err := mem.Sessions(ctx, q)
+				if err != nil {
+					t.Fatal(err)
+				}
+				got, err := s.Sessions(ctx, q)
+				if err != nil {
+					t.Fatalf("sessions %d: %v", i, err)
+				}
+				if !reflect.DeepEqual(got, want) {
+					t.Errorf("sessions %d (details by name up to %d):\n got %+v\nwant %+v", i, byName, got, want)
+				}
 			}
 		}
 	})
