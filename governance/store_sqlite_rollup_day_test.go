@@ -26,6 +26,24 @@ func sameReports(t *testing.T, step string, s *SQLiteStore, mem *MemoryStore, qs
 	}
 }
 
+// rolledUpStores records recs in a SQLite store at path, its day rollup in
+// loc, and in a memory store, and rolls the SQLite store up to upTo.
+func rolledUpStores(t *testing.T, path string, loc *time.Location, recs []Record, upTo time.Time) (*SQLiteStore, *MemoryStore) {
+	t.Helper()
+	s := openSQLite(t, path, SQLiteOptions{MaintainEvery: time.Hour})
+	s.SetLocation(loc)
+	mem := NewMemoryStore()
+	for i := range recs {
+		s.Record(&recs[i])
+		mem.Record(&recs[i])
+	}
+	flush(t, s)
+	if err := s.Maintain(context.Background(), upTo); err != nil {
+		t.Fatal(err)
+	}
+	return s, mem
+}
+
 // TestSQLiteDayRollupHoldsToday rolls up to the middle of a day: the day
 // rollup holds that day's closed quarter hours too, reports over whole days
 // read it and the rest from the rows, and late rows on either side of its
@@ -36,17 +54,7 @@ func TestSQLiteDayRollupHoldsToday(t *testing.T) {
 	day0 := time.Date(2026, 11, 29, 0, 0, 0, 0, ny)
 	now := day0.AddDate(0, 0, 2).Add(13*time.Hour + 20*time.Minute) // Dec 1, 13:20
 	recs := randomRecords(21, 3000, day0, now.Sub(day0))
-	s := openSQLite(t, filepath.Join(t.TempDir(), "today.db"), SQLiteOptions{MaintainEvery: time.Hour})
-	s.SetLocation(ny)
-	mem := NewMemoryStore()
-	for i := range recs {
-		s.Record(&recs[i])
-		mem.Record(&recs[i])
-	}
-	flush(t, s)
-	if err := s.Maintain(ctx, now); err != nil {
-		t.Fatal(err)
-	}
+	s, mem := rolledUpStores(t, filepath.Join(t.TempDir(), "today.db"), ny, recs, now)
 	wm15, err := watermark(ctx, s.db)
 	if err != nil {
 		t.Fatal(err)
@@ -98,17 +106,7 @@ func TestSQLiteDayRollupFromSchema7(t *testing.T) {
 	day0 := time.Date(2026, 11, 20, 0, 0, 0, 0, ny)
 	recs := randomRecords(23, 2000, day0, 5*24*time.Hour)
 	path := filepath.Join(t.TempDir(), "v7.db")
-	s := openSQLite(t, path, SQLiteOptions{MaintainEvery: time.Hour})
-	s.SetLocation(ny)
-	mem := NewMemoryStore()
-	for i := range recs {
-		s.Record(&recs[i])
-		mem.Record(&recs[i])
-	}
-	flush(t, s)
-	if err := s.Maintain(ctx, day0.AddDate(0, 0, 3)); err != nil { // whole days only, as schema 7 kept
-		t.Fatal(err)
-	}
+	s, mem := rolledUpStores(t, path, ny, recs, day0.AddDate(0, 0, 3)) // whole days only, as schema 7 kept
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
