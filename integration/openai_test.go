@@ -199,3 +199,34 @@ func assertNoSecretsText(t *testing.T, g *gateway, secrets ...string) {
 		}
 	}
 }
+
+// TestOpenAIPermissionCodes: the gateway's own 403s on the OpenAI surface
+// carry a code that says which rule refused (OpenAI's error "code"), in
+// the SDK's error.
+func TestOpenAIPermissionCodes(t *testing.T) {
+	m := newMockOpenAI(t)
+	g := startGateway(t, gatewayOptions{Block: openAIBlock(m, "models gpt-5-*") + fmt.Sprintf(`
+		key bob {
+			secret %s
+			disabled
+		}`, bobKey)})
+	ctx := context.Background()
+	params := oai.ChatCompletionNewParams{Model: "gpt-4o", Messages: []oai.ChatCompletionMessageParamUnion{oai.UserMessage("hi")}}
+	for _, tc := range []struct {
+		who, secret, code string
+	}{
+		{"alice, a model her key may not use", aliceKey, "model_not_allowed"},
+		{"bob, a disabled key", bobKey, "key_disabled"},
+	} {
+		c := openAIClient(g, oaiopt.WithAPIKey(tc.secret))
+		_, err := c.Chat.Completions.New(ctx, params)
+		var apiErr *oai.Error
+		if !errors.As(err, &apiErr) || apiErr.StatusCode != 403 || apiErr.Code != tc.code || apiErr.Type != "invalid_request_error" {
+			t.Errorf("%s: %v, want 403 code %s", tc.who, err, tc.code)
+		}
+		g.waitLog()
+	}
+	if n := len(m.requests()); n != 0 {
+		t.Errorf("%d refused requests reached OpenAI", n)
+	}
+}

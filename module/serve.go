@@ -533,7 +533,26 @@ func (x *exchange) refuse(reason string, kind llm.ErrorKind, msg string) {
 // reject writes the error and counts the rejection.
 func (st *state) reject(w http.ResponseWriter, d llm.Dialect, reason string, kind llm.ErrorKind, msg string) {
 	st.metrics.rejections.WithLabelValues(reason).Inc()
-	llm.WriteError(w, d, kind, msg)
+	llm.WriteErrorCode(w, d, kind, openAIRefusalCode(reason, kind), msg)
+}
+
+// openAIRefusalCodes are the OpenAI error "code" of the gateway's own
+// permission refusals, by rejection reason: every one is a 403, and the
+// code says which rule refused.
+var openAIRefusalCodes = map[string]string{
+	"model":    "model_not_allowed",
+	"unpriced": "model_not_priced",
+	"disabled": "key_disabled",
+	"revoked":  "key_revoked",
+	"identity": "identity_not_allowed",
+}
+
+// openAIRefusalCode is the OpenAI error code of a refusal ("": the kind's).
+func openAIRefusalCode(reason string, kind llm.ErrorKind) string {
+	if kind != llm.ErrPermission {
+		return ""
+	}
+	return openAIRefusalCodes[reason]
 }
 
 // serveModels answers GET …/v1/models[/{id}] from the price table: the priced

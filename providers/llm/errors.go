@@ -64,7 +64,7 @@ var openAICodes = [...]string{
 	ErrInvalidRequest: "invalid_request",
 	ErrAuthentication: "invalid_api_key",
 	ErrBilling:        "insufficient_quota",
-	ErrPermission:     "model_not_allowed",
+	ErrPermission:     "permission_denied",
 	ErrNotFound:       "model_not_found",
 	ErrTooLarge:       "request_too_large",
 	ErrRateLimit:      "rate_limit_exceeded",
@@ -126,6 +126,17 @@ func ErrorStatus(d Dialect, kind ErrorKind) int {
 // Budget refusals carry x-should-retry: false so official SDKs do not retry
 // a spent budget. The message must already be free of secrets.
 func WriteError(w http.ResponseWriter, d Dialect, kind ErrorKind, message string) {
+	WriteErrorCode(w, d, kind, "", message)
+}
+
+// WriteErrorCode is WriteError with the OpenAI dialect's "code" given, so
+// that a client can tell which rule refused it (e.g. "model_not_allowed"
+// or "key_disabled" for two 403s); empty, the kind's code. The other
+// dialects have no such field and ignore it.
+func WriteErrorCode(w http.ResponseWriter, d Dialect, kind ErrorKind, code, message string) {
+	if code == "" {
+		code = openAICodes[kind]
+	}
 	h := w.Header()
 	h.Set("Content-Type", "application/json")
 	if kind == ErrBilling {
@@ -147,7 +158,7 @@ func WriteError(w http.ResponseWriter, d Dialect, kind ErrorKind, message string
 			Type    string  `json:"type"`
 			Param   *string `json:"param"`
 			Code    string  `json:"code"`
-		}{Message: message, Type: openAIErrors[kind].name, Code: openAICodes[kind]}})
+		}{Message: message, Type: openAIErrors[kind].name, Code: code}})
 	case DialectBedrock:
 		h.Set("X-Amzn-Errortype", bedrockErrors[kind].name)
 		body, _ = json.Marshal(struct {

@@ -23,6 +23,7 @@ func TestWriteError(t *testing.T) {
 		{DialectOpenAI, ErrAuthentication, 401, `{"error":{"message":"m","type":"invalid_request_error","param":null,"code":"invalid_api_key"}}`, nil},
 		{DialectBedrock, ErrRateLimit, 429, `{"message":"m"}`, map[string]string{"X-Amzn-Errortype": "ThrottlingException"}},
 		{DialectVertex, ErrPermission, 403, `{"error":{"code":403,"message":"m","status":"PERMISSION_DENIED"}}`, nil},
+		{DialectOpenAI, ErrPermission, 403, `{"error":{"message":"m","type":"invalid_request_error","param":null,"code":"permission_denied"}}`, nil},
 	} {
 		rec := httptest.NewRecorder()
 		WriteError(rec, tc.d, tc.kind, "m")
@@ -36,6 +37,27 @@ func TestWriteError(t *testing.T) {
 			if got := rec.Header().Get(k); got != v {
 				t.Errorf("%d/%d: header %s = %q, want %q", tc.d, tc.kind, k, got, v)
 			}
+		}
+	}
+}
+
+// TestWriteErrorCode gives the OpenAI error its own code; the dialects
+// without a code field are unchanged.
+func TestWriteErrorCode(t *testing.T) {
+	for _, tc := range []struct {
+		d        Dialect
+		code     string
+		wantBody string
+	}{
+		{DialectOpenAI, "model_not_allowed", `{"error":{"message":"m","type":"invalid_request_error","param":null,"code":"model_not_allowed"}}`},
+		{DialectOpenAI, "", `{"error":{"message":"m","type":"invalid_request_error","param":null,"code":"permission_denied"}}`},
+		{DialectAnthropic, "model_not_allowed", `{"type":"error","error":{"type":"permission_error","message":"m"}}`},
+		{DialectVertex, "model_not_allowed", `{"error":{"code":403,"message":"m","status":"PERMISSION_DENIED"}}`},
+	} {
+		rec := httptest.NewRecorder()
+		WriteErrorCode(rec, tc.d, ErrPermission, tc.code, "m")
+		if rec.Code != 403 || rec.Body.String() != tc.wantBody {
+			t.Errorf("%d %q: got %d %s", tc.d, tc.code, rec.Code, rec.Body.String())
 		}
 	}
 }
