@@ -115,8 +115,8 @@ func ErrorStatus(d Dialect, kind ErrorKind) int {
 	return anthropicErrors[kind].status
 }
 
-// WriteError answers a request the gateway refuses, in the caller's API
-// shape:
+// WriteErrorCode answers a request the gateway refuses, in the caller's
+// API shape:
 //
 //	Anthropic: {"type":"error","error":{"type":"billing_error","message":"…"}}
 //	OpenAI:    {"error":{"message":"…","type":"insufficient_quota","param":null,"code":"insufficient_quota"}}
@@ -125,14 +125,10 @@ func ErrorStatus(d Dialect, kind ErrorKind) int {
 //
 // Budget refusals carry x-should-retry: false so official SDKs do not retry
 // a spent budget. The message must already be free of secrets.
-func WriteError(w http.ResponseWriter, d Dialect, kind ErrorKind, message string) {
-	WriteErrorCode(w, d, kind, "", message)
-}
-
-// WriteErrorCode is WriteError with the OpenAI dialect's "code" given, so
-// that a client can tell which rule refused it (e.g. "model_not_allowed"
-// or "key_disabled" for two 403s); empty, the kind's code. The other
-// dialects have no such field and ignore it.
+//
+// code is the OpenAI dialect's "code", so that a client can tell which rule
+// refused it (e.g. "model_not_allowed" or "key_disabled" for two 403s);
+// empty, the kind's code. The other dialects have no such field.
 func WriteErrorCode(w http.ResponseWriter, d Dialect, kind ErrorKind, code, message string) {
 	if code == "" {
 		code = openAICodes[kind]

@@ -26,7 +26,7 @@ func TestWriteError(t *testing.T) {
 		{DialectOpenAI, ErrPermission, 403, `{"error":{"message":"m","type":"invalid_request_error","param":null,"code":"permission_denied"}}`, nil},
 	} {
 		rec := httptest.NewRecorder()
-		WriteError(rec, tc.d, tc.kind, "m")
+		WriteErrorCode(rec, tc.d, tc.kind, "", "m")
 		if rec.Code != tc.wantStatus || rec.Body.String() != tc.wantBody {
 			t.Errorf("%d/%d: got %d %s", tc.d, tc.kind, rec.Code, rec.Body.String())
 		}

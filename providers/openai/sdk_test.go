@@ -27,14 +27,14 @@ func miniGateway(t *testing.T, p *Provider) (*httptest.Server, chan providers.Re
 		rec := llm.Recognize(r.Method, r.URL.EscapedPath(), false)
 		f, err := llm.ParseBody(body)
 		if err != nil || !p.Serves(rec.Surface) {
-			llm.WriteError(w, llm.DialectOpenAI, llm.ErrInvalidRequest, "bad request")
+			llm.WriteErrorCode(w, llm.DialectOpenAI, llm.ErrInvalidRequest, "", "bad request")
 			return
 		}
 		call := &llm.Call{Surface: rec.Surface, Model: f.Model, CanonicalModel: llm.CanonicalModel(f.Model), Stream: f.Stream,
 			MaxTokens: f.MaxTokens, Body: body, Fields: f, Header: r.Header, RawQuery: r.URL.RawQuery, PathSuffix: rec.Suffix}
 		resp, err := p.Send(r.Context(), call)
 		if err != nil {
-			llm.WriteError(w, llm.DialectOpenAI, llm.ErrBadGateway, "upstream unreachable")
+			llm.WriteErrorCode(w, llm.DialectOpenAI, llm.ErrBadGateway, "", "upstream unreachable")
 			return
 		}
 		results <- p.Relay(w, resp, call)
