@@ -87,6 +87,9 @@ type SQLiteOptions struct {
 	walRestartPages     int
 	idleCheckpointEvery time.Duration
 	checkpointed        func(checkpointResult)
+	// afterDayState, a test hook, runs in a report between its read of the
+	// day rollup's watermark and its read of the day rollup.
+	afterDayState func()
 }
 
 // SQLiteStats are the SQLite store's counters, for tests and metrics.

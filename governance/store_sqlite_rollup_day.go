@@ -267,9 +267,20 @@ func (s *SQLiteStore) reportDays(ctx context.Context, b *reportBuilder, lo, hi i
 	if loc == nil || loc.String() != b.loc.String() || !dayRollupable(b.q.Dims, b.q.Filters) {
 		return 0, 0, nil
 	}
-	bwm, ok, err := dayState(ctx, s.db, loc)
+	// The watermark and the rows are read in one transaction, one snapshot:
+	// the writer's next step adds the quarter hours after the watermark to
+	// today's rows, which the caller reads from the 15-minute rollup.
+	tx, err := s.db.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	if err != nil {
+		return 0, 0, err
+	}
+	defer tx.Rollback()
+	bwm, ok, err := dayState(ctx, tx, loc)
 	if err != nil || !ok {
 		return 0, 0, err
+	}
+	if s.opts.afterDayState != nil {
+		s.opts.afterDayState()
 	}
 	d0 := localDay(lo, loc)
 	if dayStart(d0, loc) < lo {
@@ -320,7 +331,7 @@ func (s *SQLiteStore) reportDays(ctx context.Context, b *reportBuilder, lo, hi i
 		}
 		group = " GROUP BY " + strings.Join(n, ", ")
 	}
-	rs, err := s.db.QueryContext(ctx, "SELECT "+strings.Join(append(sel, rollupSums), ", ")+
+	rs, err := tx.QueryContext(ctx, "SELECT "+strings.Join(append(sel, rollupSums), ", ")+
 		" FROM rollup_day WHERE "+w.String()+group, w.args...)
 	if err != nil {
 		return 0, 0, err

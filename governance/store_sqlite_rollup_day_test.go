@@ -140,3 +140,41 @@ func TestSQLiteDayRollupFromSchema7(t *testing.T) {
 	}
 	sameReports(t, "schema 7 rolled on", s, mem, qs)
 }
+
+// TestSQLiteDayRollupReportSnapshot rolls the day rollup on between a
+// report's read of its watermark and its read of the rows: the report
+// reads both in one snapshot, so the quarter hours the step added are
+// counted once (from the 15-minute rollup), not twice.
+func TestSQLiteDayRollupReportSnapshot(t *testing.T) {
+	ctx := context.Background()
+	day := time.Date(2026, 12, 2, 0, 0, 0, 0, time.UTC)
+	recs := randomRecords(24, 2000, day, 20*time.Hour)
+	var s *SQLiteStore
+	step := 0
+	s = openSQLite(t, filepath.Join(t.TempDir(), "snap.db"), SQLiteOptions{MaintainEvery: time.Hour, afterDayState: func() {
+		if step++; step == 1 {
+			if err := s.Maintain(ctx, day.Add(16*time.Hour)); err != nil {
+				t.Error(err)
+			}
+		}
+	}})
+	s.SetLocation(time.UTC)
+	mem := NewMemoryStore()
+	for i := range recs {
+		s.Record(&recs[i])
+		mem.Record(&recs[i])
+	}
+	flush(t, s)
+	if err := s.Maintain(ctx, day.Add(10*time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	q := ReportQuery{Dims: []Dim{DimTeam, DimDay}, Location: time.UTC, From: day, To: day.AddDate(0, 0, 1)}
+	sameReports(t, "rolled on mid-report", s, mem, []ReportQuery{q})
+	if step == 0 {
+		t.Fatal("the report did not read the day rollup")
+	}
+	if bwm, _, _ := dayState(ctx, s.db, time.UTC); bwm != bucketIndex(unixNanos(day.Add(16*time.Hour))) {
+		t.Errorf("the step mid-report did not roll on: watermark %d", bwm)
+	}
+	sameReports(t, "after", s, mem, []ReportQuery{q})
+}
