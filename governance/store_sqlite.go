@@ -122,10 +122,6 @@ type SQLiteStore struct {
 	c    *counters
 	opts SQLiteOptions
 
-	upsertRollup *sql.Stmt
-	// upsertRollupChunk upserts rollupChunk rollup rows at once.
-	upsertRollupChunk *sql.Stmt
-
 	// mu orders Record and Flush (read side) against Close (write side), so
 	// nothing is queued after the writer's stop marker.
 	mu     sync.RWMutex
@@ -138,11 +134,10 @@ type SQLiteStore struct {
 	pool sync.Pool // *Record copies travelling through the queue
 
 	// writer-owned state
-	agg             map[totalsKey]*Totals
-	rollup          map[rollupKey]*rollupAcc
-	rollupKeys      []rollupKey
-	rollupChunkArgs []any
-	aggKeys         []totalsKey
+	agg        map[totalsKey]*Totals
+	rollup     map[rollupKey]*rollupAcc
+	rollupKeys []rollupKey
+	aggKeys    []totalsKey
 	// wc is the writer's own connection (nil until the first write and
 	// after a failed one).
 	wc *sqliteWriterConn
@@ -437,15 +432,14 @@ func OpenSQLiteStore(path string, opts SQLiteOptions) (*SQLiteStore, error) {
 	db.SetMaxOpenConns(sqliteMaxConns)
 	db.SetMaxIdleConns(sqliteMaxConns)
 	s := &SQLiteStore{
-		db:              db,
-		c:               newCounters(),
-		opts:            opts,
-		queue:           make(chan sqliteOp, opts.QueueSize),
-		closing:         make(chan struct{}),
-		done:            make(chan struct{}),
-		agg:             make(map[totalsKey]*Totals),
-		rollup:          make(map[rollupKey]*rollupAcc),
-		rollupChunkArgs: make([]any, rollupArgsN*rollupChunk),
+		db:      db,
+		c:       newCounters(),
+		opts:    opts,
+		queue:   make(chan sqliteOp, opts.QueueSize),
+		closing: make(chan struct{}),
+		done:    make(chan struct{}),
+		agg:     make(map[totalsKey]*Totals),
+		rollup:  make(map[rollupKey]*rollupAcc),
 
 		nudge:            make(chan struct{}, 1),
 		stopCheckpointer: make(chan struct{}),
@@ -463,17 +457,11 @@ func OpenSQLiteStore(path string, opts SQLiteOptions) (*SQLiteStore, error) {
 	return s, nil
 }
 
-// init migrates the schema, prepares the write statements and loads totals.
+// init migrates the schema and loads totals (the writer prepares its
+// statements on its own connection, store_sqlite_writer_conn.go).
 func (s *SQLiteStore) init() error {
 	ctx := context.Background()
 	if err := s.migrate(ctx); err != nil {
-		return err
-	}
-	var err error
-	if s.upsertRollup, err = s.db.PrepareContext(ctx, sqliteUpsertRollup); err != nil {
-		return err
-	}
-	if s.upsertRollupChunk, err = s.db.PrepareContext(ctx, sqliteUpsertRollupChunk); err != nil {
 		return err
 	}
 	return s.loadTotals(ctx)
@@ -620,7 +608,7 @@ func (s *SQLiteStore) Close() error {
 		if err != nil {
 			err = fmt.Errorf("sqlite store: %d usage records lost: %w", s.lost, err)
 		}
-		s.closeErr = errors.Join(err, s.upsertRollup.Close(), s.upsertRollupChunk.Close(), s.db.Close())
+		s.closeErr = errors.Join(err, s.db.Close())
 	})
 	return s.closeErr
 }
@@ -780,7 +768,7 @@ func (s *SQLiteStore) write(batch []*Record) (err error) {
 		}
 	}
 	if len(s.rollup) > 0 {
-		if err := s.writeRollup(ctx, tx); err != nil {
+		if err := s.writeRollup(ctx, wc); err != nil {
 			return err
 		}
 		if err := s.writeLateDays(ctx, tx, batch); err != nil {

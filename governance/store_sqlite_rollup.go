@@ -3,6 +3,7 @@ package governance
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"errors"
 	"fmt"
 	"strings"
@@ -56,12 +57,17 @@ CREATE TABLE rollup_state (watermark INTEGER NOT NULL);
 INSERT INTO rollup_state VALUES (-9223372036854775807);
 `
 
-const sqliteUpsertRollup = `INSERT INTO rollup (
+// sqliteUpsertRollupHead and sqliteUpsertRollupTail surround the rollup
+// upsert's rows (a batch's rows are distinct, so no two rows of one
+// statement conflict).
+const (
+	sqliteUpsertRollupHead = `INSERT INTO rollup (
 	bucket, key, team, customer, provider, model, surface, session_id, rejection,
 	requests, input_tokens, output_tokens, cache_read_tokens, cache_write_5m_tokens,
 	cache_write_1h_tokens, web_search_requests, cost_nano_usd, cache_hits,
 	saved_nano_usd, first_ns, last_ns
-) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+) VALUES `
+	sqliteUpsertRollupTail = `
 ON CONFLICT (bucket, key, team, customer, provider, model, surface, session_id, rejection) DO UPDATE SET
 	requests              = requests              + excluded.requests,
 	input_tokens          = input_tokens          + excluded.input_tokens,
@@ -75,6 +81,7 @@ ON CONFLICT (bucket, key, team, customer, provider, model, surface, session_id, 
 	saved_nano_usd        = saved_nano_usd        + excluded.saved_nano_usd,
 	first_ns              = MIN(first_ns, excluded.first_ns),
 	last_ns               = MAX(last_ns, excluded.last_ns)`
+)
 
 // rollupCols are the rollup's key columns after bucket, in the order of
 // ledgerRecord.cols (key team customer provider model surface session
@@ -114,62 +121,35 @@ func (s *SQLiteStore) aggregateRollup(r *Record) {
 // rollupArgsN is the number of arguments of one rollup row.
 const rollupArgsN = 21
 
-// rollupChunk is how many rollup rows one upsert statement writes.
-const rollupChunk = 32
-
 // sqliteRollupRow is the placeholders of one rollup row.
 var sqliteRollupRow = "(" + strings.Repeat("?, ", rollupArgsN-1) + "?)"
 
-// sqliteUpsertRollupChunk is sqliteUpsertRollup with rollupChunk rows (the
-// batch's rows are distinct, so no two rows of a statement conflict).
-var sqliteUpsertRollupChunk = strings.Replace(sqliteUpsertRollup, sqliteRollupRow,
-	sqliteRollupRow+strings.Repeat(", "+sqliteRollupRow, rollupChunk-1), 1)
+// sqliteRollupSizes are the row counts the writer's rollup upsert is
+// prepared at (late rows only: a few per batch at most).
+var sqliteRollupSizes = []int{32, 1}
 
-// writeRollup upserts the batch's rollup rows in tx, rollupChunk at a time.
-func (s *SQLiteStore) writeRollup(ctx context.Context, tx *sql.Tx) error {
+// writeRollup upserts the batch's rollup rows on the writer's connection,
+// in its transaction.
+func (s *SQLiteStore) writeRollup(ctx context.Context, wc *sqliteWriterConn) error {
 	s.rollupKeys = s.rollupKeys[:0]
 	for k := range s.rollup {
 		s.rollupKeys = append(s.rollupKeys, k)
 	}
-	keys := s.rollupKeys
-	if len(keys) >= rollupChunk {
-		chunk := tx.StmtContext(ctx, s.upsertRollupChunk)
-		for len(keys) >= rollupChunk {
-			for i, k := range keys[:rollupChunk] {
-				s.fillRollupArgs(s.rollupChunkArgs[i*rollupArgsN:(i+1)*rollupArgsN], k)
+	return wc.conn.Raw(func(any) error {
+		return wc.rollup.exec(ctx, len(s.rollupKeys), func(i int, args []driver.NamedValue) {
+			k := s.rollupKeys[i]
+			a := s.rollup[k]
+			args[0].Value = k.bucket
+			for j, c := range k.cols {
+				args[1+j].Value = c
 			}
-			if _, err := chunk.ExecContext(ctx, s.rollupChunkArgs...); err != nil {
-				return err
-			}
-			keys = keys[rollupChunk:]
-		}
-	}
-	if len(keys) == 0 {
-		return nil
-	}
-	ups := tx.StmtContext(ctx, s.upsertRollup)
-	args := s.rollupChunkArgs[:rollupArgsN]
-	for _, k := range keys {
-		s.fillRollupArgs(args, k)
-		if _, err := ups.ExecContext(ctx, args...); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// fillRollupArgs fills args (rollupArgsN long) with rollup row k.
-func (s *SQLiteStore) fillRollupArgs(args []any, k rollupKey) {
-	a := s.rollup[k]
-	args[0] = k.bucket
-	for i, c := range k.cols {
-		args[1+i] = c
-	}
-	u := &a.t.Usage
-	args[9], args[10], args[11], args[12] = a.t.Requests, u.InputTokens, u.OutputTokens, u.CacheReadTokens
-	args[13], args[14], args[15] = u.CacheWrite5mTokens, u.CacheWrite1hTokens, u.WebSearchRequests
-	args[16], args[17], args[18] = int64(a.t.Cost), a.t.CacheHits, int64(a.t.Saved)
-	args[19], args[20] = a.first, a.last
+			u := &a.t.Usage
+			args[9].Value, args[10].Value, args[11].Value, args[12].Value = a.t.Requests, u.InputTokens, u.OutputTokens, u.CacheReadTokens
+			args[13].Value, args[14].Value, args[15].Value = u.CacheWrite5mTokens, u.CacheWrite1hTokens, u.WebSearchRequests
+			args[16].Value, args[17].Value, args[18].Value = int64(a.t.Cost), a.t.CacheHits, int64(a.t.Saved)
+			args[19].Value, args[20].Value = a.first, a.last
+		})
+	})
 }
 
 // sqliteRollUpStep rolls the rows of buckets [?, ?) up (as nanosecond

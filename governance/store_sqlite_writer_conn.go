@@ -9,14 +9,14 @@ import (
 	"strings"
 )
 
-// The writer's two hot statements — ledger rows and per-scope totals — bind
+// The writer's hot statements — ledger rows and per-scope totals — bind
 // hundreds of arguments per execution. Through database/sql every argument
 // is checked, converted and copied into a fresh slice on each call, a tenth
 // of the writer's time at 100,000 rows a second; so the writer keeps one
 // connection of its own and runs those statements on the driver directly,
-// with argument slices it reuses. Everything else in the write transaction
-// (the watermark, late rollup rows) stays on database/sql, on the same
-// connection and transaction.
+// with argument slices it reuses (and so do late rows' rollup upserts).
+// The rest of the write transaction (the watermark, late days) stays on
+// database/sql, on the same connection and transaction.
 
 // sqliteMultiRow is one INSERT prepared at several row counts on the
 // writer's connection: n rows are written in statements of the largest
@@ -94,6 +94,7 @@ type sqliteWriterConn struct {
 	conn   *sql.Conn
 	ledger *sqliteMultiRow
 	totals *sqliteMultiRow
+	rollup *sqliteMultiRow // late rows of buckets already rolled up
 }
 
 // sqliteLedgerSizes and sqliteTotalsSizes are the row counts the ledger and
@@ -120,7 +121,10 @@ func (s *SQLiteStore) writerConn(ctx context.Context) (*sqliteWriterConn, error)
 		if wc.ledger, err = prepareMultiRow(ctx, dc, sqliteInsertLedgerHead, sqliteLedgerRow, "", sqliteLedgerArgs, sqliteLedgerSizes); err != nil {
 			return err
 		}
-		wc.totals, err = prepareMultiRow(ctx, dc, sqliteUpsertTotalsHead, sqliteTotalsRow, sqliteUpsertTotalsTail, sqliteTotalsArgs, sqliteTotalsSizes)
+		if wc.totals, err = prepareMultiRow(ctx, dc, sqliteUpsertTotalsHead, sqliteTotalsRow, sqliteUpsertTotalsTail, sqliteTotalsArgs, sqliteTotalsSizes); err != nil {
+			return err
+		}
+		wc.rollup, err = prepareMultiRow(ctx, dc, sqliteUpsertRollupHead, sqliteRollupRow, sqliteUpsertRollupTail, rollupArgsN, sqliteRollupSizes)
 		return err
 	})
 	if err != nil {
@@ -145,7 +149,7 @@ func (s *SQLiteStore) dropWriterConn() error {
 func (wc *sqliteWriterConn) close() error {
 	err := wc.conn.Raw(func(any) error {
 		var errs []error
-		for _, m := range []*sqliteMultiRow{wc.ledger, wc.totals} {
+		for _, m := range []*sqliteMultiRow{wc.ledger, wc.totals, wc.rollup} {
 			if m != nil {
 				errs = append(errs, m.close())
 			}
