@@ -299,38 +299,30 @@ const sqliteInsertLedgerHead = `INSERT INTO ledger (
 const sqliteLedgerArgs = 36
 
 // sqliteLedgerUsuallyEmpty are the ledger columns (by argument index) that
-// are empty in most rows, and their empty value: customer, speed,
+// are empty in most rows, with their empty value: customer, speed,
 // inference_geo, labels, rejection and error_type. ledgerArgs binds NULL
 // for an empty one and the row turns it back into the empty value, because
 // binding a string costs the driver a C string allocated, copied, unbound
 // and freed, and a NULL costs nothing.
-var sqliteLedgerUsuallyEmpty = map[int]string{3: "", 24: "", 25: "", 28: "{}", 32: "", 33: ""}
+var sqliteLedgerUsuallyEmpty = [...]struct {
+	arg   int
+	empty string
+}{{3, ""}, {24, ""}, {25, ""}, {28, "{}"}, {32, ""}, {33, ""}}
+
+// noLabels is the labels column of a row without labels, boxed once.
+var noLabels any = "{}"
 
 // sqliteLedgerRow is the placeholders of one ledger row.
 var sqliteLedgerRow = func() string {
-	var b strings.Builder
-	b.WriteByte('(')
-	for i := range sqliteLedgerArgs {
-		if i > 0 {
-			b.WriteString(", ")
-		}
-		if empty, ok := sqliteLedgerUsuallyEmpty[i]; ok {
-			b.WriteString("COALESCE(?, '" + empty + "')")
-		} else {
-			b.WriteByte('?')
-		}
+	ph := make([]string, sqliteLedgerArgs)
+	for i := range ph {
+		ph[i] = "?"
 	}
-	b.WriteByte(')')
-	return b.String()
+	for _, c := range sqliteLedgerUsuallyEmpty {
+		ph[c.arg] = "COALESCE(?, '" + c.empty + "')"
+	}
+	return "(" + strings.Join(ph, ", ") + ")"
 }()
-
-// nullIfEmpty is s, or nil (bound as NULL) when it is empty.
-func nullIfEmpty(s string) any {
-	if s == "" {
-		return nil
-	}
-	return s
-}
 
 // sqliteTotalsArgs is the number of arguments of one totals row.
 const sqliteTotalsArgs = 13
@@ -790,7 +782,7 @@ func (s *SQLiteStore) write(batch []*Record) (err error) {
 func ledgerArgs(a []driver.NamedValue, r *Record) {
 	u := &r.Usage
 	a[0].Value = unixNanos(r.Time)
-	a[1].Value, a[2].Value, a[3].Value = r.Key, r.Team, nullIfEmpty(r.Customer)
+	a[1].Value, a[2].Value, a[3].Value = r.Key, r.Team, r.Customer
 	a[4].Value, a[5].Value, a[6].Value, a[7].Value = r.Provider, r.Model, r.RequestedModel, r.Surface
 	a[8].Value, a[9].Value = int64(r.Status), boolInt(r.Stream)
 	a[10].Value, a[11].Value, a[12].Value = u.InputTokens, u.OutputTokens, u.CacheReadTokens
@@ -798,13 +790,18 @@ func ledgerArgs(a []driver.NamedValue, r *Record) {
 	a[16].Value, a[17].Value, a[18].Value = int64(r.Cost), boolInt(u.Complete), boolInt(u.OutputEstimated)
 	a[19].Value, a[20].Value = r.SessionID, r.Duration.Microseconds()
 	a[21].Value = boolInt(u.InputEstimated)
-	a[22].Value, a[23].Value, a[24].Value, a[25].Value = r.PriceModel, r.PriceEffectiveFrom, nullIfEmpty(u.Speed), nullIfEmpty(u.InferenceGeo)
-	a[26].Value, a[27].Value, a[28].Value, a[29].Value = r.RequestID, r.ProviderRequestID, nil, r.UserAgent
+	a[22].Value, a[23].Value, a[24].Value, a[25].Value = r.PriceModel, r.PriceEffectiveFrom, u.Speed, u.InferenceGeo
+	a[26].Value, a[27].Value, a[28].Value, a[29].Value = r.RequestID, r.ProviderRequestID, noLabels, r.UserAgent
 	if len(r.Labels) > 0 {
 		a[28].Value = labelsJSON(r.Labels)
 	}
-	a[30].Value, a[31].Value, a[32].Value, a[33].Value = r.TTFT.Microseconds(), int64(r.Attempts), nullIfEmpty(r.Rejection), nullIfEmpty(r.ErrorType)
+	a[30].Value, a[31].Value, a[32].Value, a[33].Value = r.TTFT.Microseconds(), int64(r.Attempts), r.Rejection, r.ErrorType
 	a[34].Value, a[35].Value = boolInt(r.CacheHit), int64(r.Saved)
+	for _, c := range sqliteLedgerUsuallyEmpty {
+		if a[c.arg].Value == c.empty {
+			a[c.arg].Value = nil
+		}
+	}
 }
 
 // parseLabels reads the labels column back (nil for an empty object).
