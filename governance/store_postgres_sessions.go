@@ -101,13 +101,13 @@ func (s *PostgresStore) Sessions(ctx context.Context, q SessionsQuery) (SessionP
 	// (session, key, model[, calendar bucket]).
 	type detail struct {
 		newest, newestID int64
+		team, customer   string // of the newest row
 		models           map[string]bool
 	}
 	page := make(map[[2]string]*detail, len(p.Rows))
 	for _, r := range p.Rows {
 		page[[2]string{r.Session, r.Key}] = &detail{newest: -1 << 63, models: map[string]bool{}}
 	}
-	teams := make(map[[2]string][2]string, len(p.Rows))
 	args := w.args
 	if len(p.Rows) <= pgSessionDetailsAll {
 		names := make([]string, 0, len(p.Rows))
@@ -136,8 +136,7 @@ func (s *PostgresStore) Sessions(ctx context.Context, q SessionsQuery) (SessionP
 		}
 		d.models[model] = true
 		if at > d.newest || (at == d.newest && id > d.newestID) {
-			d.newest, d.newestID = at, id
-			teams[[2]string{session, key}] = [2]string{team, customer}
+			d.newest, d.newestID, d.team, d.customer = at, id, team, customer
 		}
 	}
 	if err := rows.Err(); err != nil {
@@ -145,9 +144,9 @@ func (s *PostgresStore) Sessions(ctx context.Context, q SessionsQuery) (SessionP
 	}
 	for i := range p.Rows {
 		r := &p.Rows[i]
-		k := [2]string{r.Session, r.Key}
-		r.Team, r.Customer = teams[k][0], teams[k][1]
-		for m := range page[k].models {
+		d := page[[2]string{r.Session, r.Key}]
+		r.Team, r.Customer = d.team, d.customer
+		for m := range d.models {
 			r.Models = append(r.Models, m)
 		}
 		sort.Strings(r.Models)
